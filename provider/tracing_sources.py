@@ -196,16 +196,16 @@ class _File:
     text: str | None
     digest: str | None
     entry: RegistryEntry | None
-    choice: str | None = None              # "registry" or "source", fixed once made
-    scan: ScanResult | None = None
-    scan_error: ScanError | None = None    # the source cannot be scanned (kept: the text is fixed)
-    logging: tuple[LoggingSite, ...] | None = None
-    logging_error: ScanError | None = None  # the same for its logging calls
+    # What calls found, each published once (``setdefault``: of threads that found one at once,
+    # the first to publish is kept, and none waits for another): "choice" ("registry" or
+    # "source"), "tree" (its code objects, see _tree_of), "scan" (a ScanResult) and "logging"
+    # (its LoggingSites), or for these two the ScanError of a source that cannot be scanned
+    # (kept: the text is fixed).
+    results: dict[str, Any] = dataclasses.field(default_factory=dict)
     scan_room: int | None = None           # the shallowest call depth whose scan ran out of room
     logging_room: int | None = None        # the same for its logging calls
     tree_room: int | None = None           # the same for compiling it (to check running code)
     stack_need: int | None = None          # C stack its parse and compile may take (``_stack_need``)
-    tree: dict[tuple, list] | None = None
     verified: dict[int, bool] = dataclasses.field(default_factory=dict)
     asserts_rewritten: bool = False        # a test module pytest imported (asserts rewritten)
 
@@ -444,49 +444,49 @@ class SiteSources:
         self._registry_dir = registry_dir if registry_dir is not None else root
         self._registry_module = registry_module
         self._creator_loader = creator_loader
-        self._registry: dict[str, RegistryEntry] | None = None
-        self._reading_registry: list[int] = []   # the threads reading it now (see after_fork)
-        self.registry_error: str | None = None
+        # Files, and the registry's (files, why it cannot be used), each read once: no lock is
+        # taken, so a call never waits for another thread's read of any file, however slow its
+        # file system. Two threads that read the same at once both get served; the first
+        # published (``setdefault``) is the one kept.
         self._files: dict[str, _File] = {}
-        # Held only to publish what a call found (a file's choice, scan, scan failure): files
-        # are read, scanned and compiled outside it, so a call never waits for another
-        # thread's read of any file, however slow its file system. Two threads that read the
-        # same file at once both get served; the first result published is the one kept.
-        self._lock = threading.RLock()
+        self._registry: dict[str, tuple[dict[str, RegistryEntry], str | None]] = {}
+        self._reading_registry: list[int] = []   # the threads reading it now (see after_fork)
 
     def after_fork(self) -> None:
-        """In a forked child: a new lock (the thread that may have held it is not there). What
-        other threads were reading or scanning at the fork was not published, so the child
-        reads it again itself. A registry another thread was reading at the fork counts as
-        empty for the child's run (``registry_error`` says why): what that thread held while
-        reading (a loader's own lock, say) stays held in the child, so the child does not read
-        it again."""
-        self._lock = threading.RLock()
+        """In a forked child: what other threads were reading or scanning at the fork was not
+        published, so the child reads it again itself. A registry another thread was reading at
+        the fork counts as empty for the child's run (``registry_error`` says why): what that
+        thread held while reading (a loader's own lock, say) stays held in the child, so the
+        child does not read it again."""
         me = threading.get_ident()
-        if self._registry is None and any(reader != me for reader in self._reading_registry):
-            self.registry_error = ("another thread was reading the site registry when the process "
-                                   "forked (the forked process goes without it)")
-            self._registry = {}
+        if any(reader != me for reader in self._reading_registry):
+            self._registry.setdefault("read", ({}, "another thread was reading the site registry when "
+                                                   "the process forked (the forked process goes without it)"))
         self._reading_registry = [reader for reader in self._reading_registry if reader == me]
 
     # -- registry ---------------------------------------------------------------------------
     def registry(self) -> dict[str, RegistryEntry]:
         """The registry's files, read once: one that cannot be read counts as empty (and
         ``registry_error`` says why) for the whole run."""
-        registry = self._registry
-        if registry is None:
+        return self._registry_read()[0]
+
+    @property
+    def registry_error(self) -> str | None:
+        """Why the registry read counts as empty (None: it did not fail, or was not read yet)."""
+        read = self._registry.get("read")
+        return read[1] if read is not None else None
+
+    def _registry_read(self) -> tuple[dict[str, RegistryEntry], str | None]:
+        read = self._registry.get("read")
+        if read is None:
             me = threading.get_ident()
             self._reading_registry.append(me)
             try:
-                files, error = self._load_registry()
+                read = self._load_registry()
             finally:
                 self._reading_registry.remove(me)
-            with self._lock:   # the first one read is the one kept (its error with it)
-                if self._registry is None:
-                    self.registry_error = error
-                    self._registry = files
-                registry = self._registry
-        return registry
+            read = self._registry.setdefault("read", read)   # (its error with it)
+        return read
 
     def _load_registry(self) -> tuple[dict[str, RegistryEntry], str | None]:
         """(the registry's files, None), or ({}, why) for one that cannot be used."""
@@ -556,28 +556,22 @@ class SiteSources:
             found = self._files.setdefault(path, found)   # (one step: the first one read is kept)
         return found
 
-    def _published(self, f: _File, field: str, value: Any) -> Any:
-        """``f.<field>``, set to ``value`` if no other thread set it first."""
-        with self._lock:
-            if getattr(f, field) is None:
-                setattr(f, field, value)
-            return getattr(f, field)
-
     def _matches(self, f: _File, code: Any) -> bool:
         known = f.verified.get(id(code))
         if known is None:
-            tree = f.tree
+            tree = f.results.get("tree")
             if tree is None:
-                tree = self._published(f, "tree", _tree_of(f))
+                tree = f.results.setdefault("tree", _tree_of(f))
             known = any(_same_code(code, c) for c in tree.get(_code_key(code), ()))
             f.verified[id(code)] = known
         return known
 
     def _choose(self, f: _File, code: Any) -> tuple[str | None, str]:
-        if code is None and f.choice is not None:
-            return f.choice, ""
+        choice = f.results.get("choice")
+        if code is None and choice is not None:
+            return choice, ""
         if f.entry is not None and (f.text is None or f.digest == f.entry.digest):
-            f.choice = "registry"     # (the only choice this file can have)
+            f.results["choice"] = "registry"     # (the only choice this file can have)
             return "registry", ""
         if f.text is None:
             if self.registry_error:
@@ -590,63 +584,46 @@ class SiteSources:
         if wanted is None:
             return None, ("the file changed after it was imported and no site registry lists it "
                           "(restart the program, or write one with: wpptrace tmf gen)")
-        if self._published(f, "choice", wanted) != wanted:
+        if f.results.setdefault("choice", wanted) != wanted:
             return None, "the file changed after it was imported (its call sites were read before)"
         return wanted, ""
-
-    def _failed(self, f: _File, result: str, exc: ScanError) -> None:
-        """Keep a scan failure in ``f.<result>_error`` (the text is fixed: it is not scanned
-        again), unless another thread published a result first."""
-        kept = _kept(exc)
-        with self._lock:
-            if getattr(f, result) is None and getattr(f, result + "_error") is None:
-                setattr(f, result + "_error", kept)
 
     def trace_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[ScanResult | None, str]:
         """The trace calls of the file ``path`` that ``code`` (running) comes from, or (None, why).
         Raises ScanError for a source that does not parse."""
-        path = os.path.abspath(path)
-        f = self._file(path, module_globals)
-        choice, why = self._choose(f, code)
-        if choice is None:
-            return None, why
-        if f.scan_error is not None:
-            raise _kept(f.scan_error)
-        scan = f.scan
-        if scan is None:
-            if choice == "registry":
-                scan = ScanResult(path, f.entry.sites, ())
-            else:
-                try:
-                    scan = _scanned(scan_source, f, "scan_room")
-                except ScanError as exc:
-                    self._failed(f, "scan", exc)
-                    raise
-            scan = self._published(f, "scan", scan)   # (one object per file: its compiled messages)
-        return scan, ""
+        return self._sites_of("scan", path, code, module_globals, scan_source,
+                              lambda f: ScanResult(f.path, f.entry.sites, ()))
 
     def logging_sites(self, path: str, code: Any, module_globals: dict | None) -> tuple[LoggingSite, ...] | None:
         """The logging calls of ``path`` (the same choice as for trace calls), or None.
         Raises ScanError for a source too deeply nested to scan (kept: not scanned again)."""
-        path = os.path.abspath(path)
-        f = self._file(path, module_globals)
-        choice, _why = self._choose(f, code)
+        return self._sites_of("logging", path, code, module_globals,
+                              lambda text, path: tuple(scan_logging_calls(text, path)),
+                              lambda f: f.entry.logging)[0]
+
+    def _sites_of(self, kind: str, path: str, code: Any, module_globals: dict | None,
+                  scan: Any, listed: Any) -> tuple[Any, str]:
+        """(``f.results[kind]``, "") for the file ``path``: ``listed(f)`` by the registry or
+        ``scan(text, path)`` of its source, as chosen for ``code``; (None, why) if neither can
+        be. A scan failure is kept for the file (its text is fixed: it is not scanned again)."""
+        f = self._file(os.path.abspath(path), module_globals)
+        choice, why = self._choose(f, code)
         if choice is None:
-            return None
-        if f.logging_error is not None:
-            raise _kept(f.logging_error)
-        sites = f.logging
+            return None, why
+        sites = f.results.get(kind)
         if sites is None:
             if choice == "registry":
-                sites = f.entry.logging
+                sites = listed(f)
             else:
                 try:
-                    sites = tuple(_scanned(scan_logging_calls, f, "logging_room"))
+                    sites = _scanned(scan, f, kind + "_room")
                 except ScanError as exc:
-                    self._failed(f, "logging", exc)
+                    f.results.setdefault(kind, _kept(exc))
                     raise
-            sites = self._published(f, "logging", sites)
-        return sites
+            sites = f.results.setdefault(kind, sites)   # (one scan per file: its compiled messages)
+        if type(sites) is ScanError:
+            raise _kept(sites)
+        return sites, ""
 
     def add_source(self, path: str) -> None:
         """Read a file now (``write_tmf(sources=...)``: files that did not run yet)."""

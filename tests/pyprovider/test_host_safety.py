@@ -75,16 +75,16 @@ def wait_child(pid: int, what: str) -> int:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_fork_while_another_thread_resolves_a_call_site_leaves_the_child_tracing(tmp_path, path):
-    """Another thread is resolving a call site (reading and compiling its source, with the
-    provider's locks held) when the application forks: the child has no such thread, and its
-    own first call at a site must still resolve, not wait forever for locks nobody will free."""
+    """Another thread holds the provider's lock (publishing a call site it resolved) when the
+    application forks: the child has no such thread, and its own first call at a site must
+    still resolve, not wait forever for a lock nobody will free."""
     app = make_app(tmp_path, APP)
     trace = app.trace
     sent = enable(trace, path)
     held, release = threading.Event(), threading.Event()
 
     def resolving():
-        with trace._lock, trace._sources._lock:
+        with trace._lock:
             held.set()
             release.wait()
     worker = threading.Thread(target=resolving)
@@ -565,7 +565,7 @@ def test_a_kept_scan_failure_holds_nothing_of_the_call_that_found_it(tmp_path):
         gc.collect()
         assert held() is None
         app.go(2)                 # the kept failure, raised again for another site
-    kept = app.trace._sources._files[os.path.abspath(app.__file__)].scan_error
+    kept = app.trace._sources._files[os.path.abspath(app.__file__)].results["scan"]
     assert "nested too deeply to scan" in str(kept)
     assert (kept.__traceback__, kept.__context__, kept.__cause__) == (None, None, None)
     assert app.trace.stats().calls_dropped == 2
