@@ -28,6 +28,7 @@ the Spark recipe run on workers (``wpptrace.dask``).
 from __future__ import annotations
 
 import json
+import operator
 import threading
 import uuid
 from typing import Any, Iterable, Iterator
@@ -42,10 +43,29 @@ from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
 __all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "portable",
            "PARQUET_OPTIONS", "ROW_GROUP_ROWS",
            "ArrowBuilder", "ArrowFileWriter", "ArrowRun", "to_arrow", "decode_range",
-           "issues_table", "DEFAULT_BATCH_ROWS"]
+           "issues_table", "DEFAULT_BATCH_ROWS", "MAX_BATCH_ROWS", "checked_batch_rows"]
 
 #: rows per record batch unless asked otherwise
 DEFAULT_BATCH_ROWS = 1 << 16
+#: the most rows a record batch may be asked to hold (a batch's row count is a C uint32 and
+#: Arrow's offsets int32)
+MAX_BATCH_ROWS = (1 << 31) - 1
+
+
+def checked_batch_rows(value: Any, name: str = "batch_rows") -> int:
+    """``value`` as rows per record batch: a whole number from 1 to ``MAX_BATCH_ROWS``, else
+    ValueError naming ``name`` (the parameter or option it was given as). The one check every
+    way of asking for a batch size goes through (``ArrowBuilder.batch_rows``; ``fmt
+    --batch-rows`` asks it before decoding): a batch of 0 rows is never full and a batch
+    would be made forever."""
+    try:
+        rows = operator.index(value) if not isinstance(value, bool) else None
+    except TypeError:
+        rows = None
+    if rows is None or not 1 <= rows <= MAX_BATCH_ROWS:
+        raise ValueError(f"{name} must be a whole number of rows from 1 to {MAX_BATCH_ROWS:,}, "
+                         f"not {value!r}")
+    return rows
 _GUID_SIZE = sizeof("GUID")
 
 #: the type of the columns with few distinct values (per message, per file): dictionary-encoded
@@ -253,11 +273,9 @@ class ArrowBuilder:
     def __init__(self, decoder, *, all_records: bool = False,
                  batch_rows: int = DEFAULT_BATCH_ROWS, eager: bool = False,
                  native: bool = True) -> None:
-        if batch_rows < 1:
-            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
+        self.batch_rows = batch_rows      # (checked first: nothing is set up for a bad one)
         self.decoder = decoder
         self.all_records = all_records
-        self.batch_rows = batch_rows
         self.eager = eager                # a batch per chunk (a live session is watched)
         self.native = native
         self._names = _Strings()          # argument names and types
@@ -268,6 +286,15 @@ class ArrowBuilder:
         self._labels = {c: _Label() for c in _KEY_COLUMNS if SCHEMA.field(c).type == LABEL}
         self._columns = ColumnBuffers()
         self._pending = _Python()
+
+    @property
+    def batch_rows(self) -> int:
+        """Rows per record batch at most (``checked_batch_rows`` on every change)."""
+        return self._batch_rows
+
+    @batch_rows.setter
+    def batch_rows(self, value: int) -> None:
+        self._batch_rows = checked_batch_rows(value)
 
     # -- per-message columns ---------------------------------------------------------------
     def _sync_keys(self) -> int:
@@ -328,7 +355,7 @@ class ArrowBuilder:
         while True:
             at, why, skip = printer.columns(items, at, view.datas, view.blobs, view.pointer_sizes,
                                             view.source_numbers, columns.raw, self.all_records,
-                                            self.batch_rows)
+                                            self._batch_rows)
             skipped += skip
             if why == _DONE:
                 break
@@ -699,7 +726,8 @@ def to_arrow(paths: Any, tmf: Any = None, *, all_records: bool = False,
     """The WPP messages of ``paths`` (one .etl or several, merged by time as ``wpptrace fmt``
     merges them) as ``pyarrow.RecordBatch``es of ``SCHEMA``, in ProcessTrace order. ``tmf``
     as :func:`wpptrace.decoder.load_tmf` takes it; ``all_records``: the records that are not
-    WPP messages too (status ``record``); ``batch_rows``: rows per batch. The result is an
+    WPP messages too (status ``record``); ``batch_rows``: rows per batch, 1 or more (else
+    ValueError, before anything is read). The result is an
     ``ArrowRun``: iterate it once; its ``counters`` and ``issues`` (damage skipped, with
     offsets) fill as it goes."""
     return ArrowRun(_paths(paths), load_tmf(tmf), all_records=all_records,
@@ -720,11 +748,11 @@ class ArrowRun(DecodingRun):
 
         if context is None:
             context = _Context(tmfset)
+        self.builder = context.builder
+        self.builder.batch_rows = batch_rows    # checked before any file is opened
+        self.builder.all_records = all_records
         super().__init__(paths, context.decoder)
         self.decoder.counters = FmtCounters()
-        self.builder = context.builder
-        self.builder.all_records = all_records
-        self.builder.batch_rows = batch_rows
         self.builder._etls = _Strings()
         #: issues found opening the files (the header, the buffer index), before decoding
         for etl in self._files:

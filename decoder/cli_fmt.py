@@ -61,7 +61,7 @@ class FmtOptions:
     prog: str = "wpptrace fmt"
     jobs: int = 1  # processes decoding one file (0: one per core for a large file into a file)
     all_records: bool = False  # parquet/arrow: rows for the records that are not WPP messages
-    batch_rows: int = 0  # parquet/arrow: rows per record batch (0: decoder.arrow's default)
+    batch_rows: int | None = None  # parquet/arrow: rows per record batch (None: decoder.arrow's default)
     cache: bool = True  # keep compiled messages between runs (decoder.program_cache)
     # the run's process is a command line's own: what it frees is held for its next chunks
     # (csrc/heap.h; process-wide, so not for a library caller's process)
@@ -572,8 +572,9 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
     if opts.output_format in COLUMNAR:
         from .arrow import DEFAULT_BATCH_ROWS, ArrowBuilder
 
-        builder = ArrowBuilder(decoder, all_records=opts.all_records,
-                               batch_rows=opts.batch_rows or DEFAULT_BATCH_ROWS, eager=live)
+        builder = ArrowBuilder(decoder, all_records=opts.all_records, eager=live,
+                               batch_rows=DEFAULT_BATCH_ROWS if opts.batch_rows is None
+                               else opts.batch_rows)
         for batch in builder.batches(chunks, view):
             writer.write_batch(batch)
             if live:
@@ -608,8 +609,13 @@ def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:
         if getattr(out, "buffer", None) is None:
             return "-f arrow needs a byte stream for stdout"
     # (an output on a terminal, -o /dev/stdout or /dev/tty, is refused once open: _on_terminal)
-    if opts.batch_rows < 0:
-        return f"--batch-rows must be positive, not {opts.batch_rows}"
+    if opts.batch_rows is not None:      # the builder's own check, asked before anything is read
+        from .arrow import checked_batch_rows
+
+        try:
+            checked_batch_rows(opts.batch_rows, "--batch-rows")
+        except ValueError as exc:
+            return str(exc)
     return None
 
 
@@ -773,8 +779,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-records", action="store_true",
                         help="parquet/arrow: also a row per record that is not a WPP message "
                              "(status 'record', its header fields)")
-    parser.add_argument("--batch-rows", type=int, default=0, metavar="N",
-                        help="parquet/arrow: rows per record batch (default 65536)")
+    parser.add_argument("--batch-rows", type=int, metavar="N",
+                        help="parquet/arrow: rows per record batch, 1 or more (default 65536)")
     parser.add_argument("--tmf", action="append", default=[], metavar="FILE",
                         help="a TMF file (repeatable)")
     parser.add_argument("-p", "--tmf-path", action="append", default=[], metavar="DIR",

@@ -603,7 +603,7 @@ def check_arrow(path, seed: Seed, work: pathlib.Path, rng: random.Random) -> lis
     everything = rng.random() < 0.5
     # (a batch has a cost of its own in pyarrow however few its rows: one-row batches of the
     # large seeds' ten thousand rows and more run past the memory limit on that alone)
-    sizes = (0, 0, 1, 5, 64) if len(seed.data) < 300_000 else (0, 0, 5, 64)
+    sizes = (None, None, 1, 5, 64) if len(seed.data) < 300_000 else (None, None, 5, 64)
     for form in ("parquet", "arrow"):
         code, body, sums, err = _run(path, seed.tmfs, work / f"a.{form}", output_format=form,
                                      jobs=1, cache=False, batch_rows=rng.choice(sizes),
