@@ -322,6 +322,10 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     elif not opts.files:
         print(f"{opts.prog}: error: no .etl file given", file=err)
         return EXIT_USAGE
+    if opts.batch_rows is not None and opts.output_format not in COLUMNAR:
+        print(f"{opts.prog}: error: --batch-rows is for -f parquet and -f arrow, not "
+              f"-f {opts.output_format}", file=err)
+        return EXIT_USAGE
     # -display copies the text to stdout, unless the output is where stdout goes (-o /dev/stdout,
     # the file or pipe stdout is): there the text is shown once
     display = opts.display and opts.output not in (None, "-") and not outputs.same_file_as_stream(

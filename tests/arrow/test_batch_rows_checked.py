@@ -72,3 +72,11 @@ def test_fmt_command_line_batch_rows_0_is_refused_and_no_option_is_the_default(
     assert not out.exists()
     assert main(args) == 0 and out.exists()
 
+
+@pytest.mark.parametrize("form", ["text", "csv", "jsonl"])
+def test_batch_rows_with_a_text_format_is_a_usage_error(form, fmt_data, capture, tmp_path):
+    out = tmp_path / "out.txt"
+    code, stdout, err = fmt([capture], [fmt_data / "tmf"], form, str(out), batch_rows=100)
+    assert code == 2 and stdout == ""
+    assert err == f"wpptrace fmt: error: --batch-rows is for -f parquet and -f arrow, not -f {form}\n"
+    assert not out.exists()
