@@ -12,8 +12,10 @@ fixture and the ``--wpp-keep DIR`` option.
 When the test fails, its captures are kept (``trace.etl``, ``tmf/``, ``trace.txt``, in
 ``wpp-captures/`` of pytest's temporary folder) and their decoded messages are added to the
 failure report (a failed ``assert_logged`` lists them itself); with ``--wpp-keep DIR`` every
-capture is kept in ``DIR``, one folder per capture, for CI artifacts. Nothing of wpptrace is
-imported until a test asks for the fixture, so test runs that do not use it are unchanged.
+capture is kept in ``DIR``, one folder per capture, for CI artifacts (a relative ``DIR`` is taken
+from the folder pytest was started in, also when a test changes the working directory).
+Nothing of wpptrace is imported until a test asks for the fixture, so test runs that do not use
+it are unchanged.
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ _FAILED = pytest.StashKey[bool]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("wpptrace", "wpptrace captures")
     group.addoption("--wpp-keep", metavar="DIR", dest="wpp_keep", default=None,
-                    help="keep every wpp_capture in DIR: one folder per capture with trace.etl, "
-                         "tmf/ and trace.txt (for CI artifacts)")
+                    help="keep every wpp_capture in DIR (relative to where pytest starts): one "
+                         "folder per capture with trace.etl, tmf/ and trace.txt (for CI artifacts)")
 
 
 @pytest.fixture
@@ -39,7 +41,9 @@ def wpp_capture(request: pytest.FixtureRequest):
 
     keep_dir = request.config.getoption("wpp_keep")
     keep_all = keep_dir is not None
-    if not keep_all:  # failed tests' captures: beside pytest's tmp_path folders (kept 3 runs)
+    if keep_all:  # a relative DIR is where pytest was started, whatever a test's chdir did since
+        keep_dir = request.config.invocation_params.dir / keep_dir
+    else:  # failed tests' captures: beside pytest's tmp_path folders (kept 3 runs; an absolute path)
         keep_dir = request.getfixturevalue("tmp_path_factory").getbasetemp() / "wpp-captures"
     factory = CaptureFactory(request.node.nodeid, keep_dir=keep_dir, keep_all=keep_all)
     request.node.stash[_FACTORY] = factory

@@ -59,8 +59,9 @@ def test_inline(wpp_capture):
 '''
 
 
-def pytest_run(where: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+def pytest_run(where: pathlib.Path, *args: str, **more_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WPPTRACE_STRICT"))}
+    env.update(more_env)
     # a base temporary folder of its own: the numbered ones under /tmp/pytest-of-USER are
     # shared by every pytest run of the user, and each new run deletes all but the newest
     # three, so what this run kept there could vanish before the test looks at it
@@ -184,6 +185,42 @@ def test_parallel_workers_never_see_each_others_events(tmp_path_factory, tmp_pat
     run = pytest_run(where, "-n", "2")
     assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
     assert len(list(rendezvous.iterdir())) == 4
+
+
+CHDIR = '''
+import os
+
+import app
+
+
+def test_moves_elsewhere(wpp_capture, tmp_path):
+    os.chdir(tmp_path)
+    with wpp_capture(app.trace) as cap:
+        app.read(1, "elsewhere")
+    assert cap.texts == ["read 1 bytes from elsewhere"]
+
+
+def test_moves_and_fails(wpp_capture, tmp_path):
+    os.chdir(tmp_path)
+    with wpp_capture(app.trace) as cap:
+        app.read(2, "failed elsewhere")
+    assert cap.texts == []
+'''
+
+
+def test_kept_captures_go_where_pytest_was_started_whatever_the_test_s_working_directory(
+        tmp_path_factory) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_chdir=CHDIR)
+    run = pytest_run(where, "--wpp-keep", "keep", "-k", "elsewhere and not fails")
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+    kept = where / "keep" / "test_chdir.test_moves_elsewhere" / "trace.txt"
+    assert kept.read_text().splitlines()[1].endswith("read 1 bytes from elsewhere")
+    # without --wpp-keep, a failed test's capture goes to wpp-captures/ of pytest's base
+    # temporary folder, also when that was given as a relative path
+    run = pytest_run(where, "--basetemp", "base", "-k", "fails")
+    assert run.returncode == 1 and "1 failed" in run.stdout, run.stdout + run.stderr
+    kept = where / "base" / "wpp-captures" / "test_chdir.test_moves_and_fails" / "trace.txt"
+    assert kept.read_text().splitlines()[1].endswith("read 2 bytes from failed elsewhere")
 
 
 def test_runs_that_do_not_use_the_fixture_load_nothing_of_wpptrace(tmp_path_factory) -> None:
