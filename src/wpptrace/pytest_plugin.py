@@ -11,11 +11,12 @@ fixture and the ``--wpp-keep DIR`` option.
 ``wpp_capture`` is :func:`wpptrace.testing.capture` with the capture named after the test.
 When the test fails, its captures are kept (``trace.etl``, ``tmf/``, ``trace.txt``, in
 ``wpp-captures/`` of pytest's temporary folder) and their decoded messages are added to the
-failure report (a failed ``assert_logged`` lists them itself); with ``--wpp-keep DIR`` every
-capture is kept in ``DIR``, one folder per capture, for CI artifacts (a relative ``DIR`` is taken
-from the folder pytest was started in, also when a test changes the working directory).
-Nothing of wpptrace is imported until a test asks for the fixture, so test runs that do not use
-it are unchanged.
+failure report (a failed ``assert_logged`` lists them itself); a test interrupted by Ctrl+C (or
+``pytest.exit``) has no report, but its captures are kept there all the same. With
+``--wpp-keep DIR`` every capture is kept in ``DIR``, one folder per capture, for CI artifacts (a
+relative ``DIR`` is taken from the folder pytest was started in, also when a test changes the
+working directory). Nothing of wpptrace is imported until a test asks for the fixture, so test
+runs that do not use it are unchanged.
 """
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ def wpp_capture(request: pytest.FixtureRequest):
     request.node.stash[_FACTORY] = factory
     yield factory
     factory.finish(failed=request.node.stash.get(_FAILED, False))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: "pytest.Item | None"):
+    outcome = yield
+    # an interrupted test (KeyboardInterrupt, pytest.exit) gets no report; its captures are kept
+    # like a failed test's when the session's teardown finishes them
+    if outcome.excinfo is not None and _FACTORY in item.stash:
+        item.stash[_FAILED] = True
 
 
 @pytest.hookimpl(hookwrapper=True)

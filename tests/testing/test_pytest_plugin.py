@@ -223,6 +223,32 @@ def test_kept_captures_go_where_pytest_was_started_whatever_the_test_s_working_d
     assert kept.read_text().splitlines()[1].endswith("read 2 bytes from failed elsewhere")
 
 
+def test_an_interrupted_test_keeps_its_captures_like_a_failed_one(tmp_path_factory, tmp_path) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_interrupted='''
+        import signal
+
+        import app
+
+
+        def test_started_without_with(wpp_capture):
+            cap = wpp_capture(app.trace)
+            cap.start()
+            app.read(5, "before the interrupt")
+            signal.raise_signal(signal.SIGINT)
+            raise AssertionError("not interrupted")
+        ''')
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    run = pytest_run(where, TMPDIR=str(private_tmp))
+    assert run.returncode == 2 and "KeyboardInterrupt" in run.stdout, run.stdout + run.stderr
+    basetemp = where.with_name(f"{where.name}-basetemp")
+    folder = basetemp / "wpp-captures" / "test_interrupted.test_started_without_with"
+    assert (folder / "trace.txt").read_text().splitlines()[1].endswith(
+        "read 5 bytes from before the interrupt")
+    assert (folder / "tmf").is_dir()
+    assert not list(private_tmp.iterdir())           # the session's temporary folder is gone
+
+
 def test_runs_that_do_not_use_the_fixture_load_nothing_of_wpptrace(tmp_path_factory) -> None:
     where = fresh(tmp_path_factory, test_plain='''
         import sys
