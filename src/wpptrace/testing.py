@@ -37,6 +37,7 @@ and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints).
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging as _logging
 import os
@@ -63,6 +64,8 @@ MIN_BUFFERS = 4
 MAX_BUFFERS = 256
 #: at most this many messages are listed in an assertion failure
 SHOWN_MESSAGES = 50
+#: a test's capture name at most (the longest name is 120; room for a test's "-2", "-3"...)
+TEST_NAME_LENGTH = 112
 
 _counter = itertools.count(1)
 _active: list["Capture"] = []          # running captures, innermost last
@@ -484,8 +487,9 @@ def capture(*providers: Any, level: int = TRACE_LEVEL_VERBOSE, flags: Any = ALL_
 
 class CaptureFactory:
     """``wpp_capture(provider, ...)`` of the pytest plugin: makes captures named after the
-    test, keeps them all with ``--wpp-keep DIR`` or when the test failed, and removes the rest
-    when the test ends."""
+    test (a name of its own: a test id changed to be a folder name ends with a hash of the
+    id; the second capture of a test adds ``-2``), keeps them all with ``--wpp-keep DIR`` or
+    when the test failed, and removes the rest when the test ends."""
 
     def __init__(self, name: str, keep_dir: "str | os.PathLike[str] | None" = None,
                  keep_all: bool = False) -> None:
@@ -608,12 +612,22 @@ def _safe_name(name: str) -> str:
 
 
 def _test_name(nodeid: str) -> str:
-    """``tests/test_app.py::test_read[x]`` -> ``tests.test_app.test_read-x``."""
+    """``tests/test_app.py::test_read[x]`` -> ``tests.test_app.test_read-x``. When the name had
+    to be changed to be a folder name, a hash of the node id follows, so that tests never share
+    one and each keeps its own on every run (``t.py::test_p[a_b]`` -> ``t.test_p-a_b``,
+    ``t.py::test_p[a/b]`` -> ``t.test_p-a_b-654ae4dc``)."""
     path, _, rest = nodeid.partition("::")
     if path.endswith(".py"):
         path = path[:-3]
-    name = ".".join(p for p in path.replace("\\", "/").split("/") + rest.split("::") if p)
-    return _safe_name(name.replace("[", "-").rstrip("]"))
+    test, bracket, param = rest.partition("[")     # a parameter id may hold "::" or "["
+    name = ".".join(p for p in path.replace("\\", "/").split("/") + test.split("::") if p)
+    if bracket:
+        name += "-" + param.removesuffix("]")
+    safe = _safe_name(name)[:TEST_NAME_LENGTH]
+    if safe != name:
+        digest = hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[:TEST_NAME_LENGTH - 9].rstrip('-')}-{digest}"
+    return safe
 
 
 def _unique_dir(parent: str, name: str) -> str:

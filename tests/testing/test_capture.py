@@ -267,6 +267,25 @@ def test_finishing_a_test_finishes_every_capture_then_raises_the_first_failure(t
     assert not trace.enabled() and not other.enabled()
 
 
+def test_captures_are_named_after_their_test_and_two_tests_never_share_a_name() -> None:
+    from wpptrace.testing import CaptureFactory
+
+    def name(nodeid: str) -> str:
+        return CaptureFactory(nodeid).name
+
+    assert name("tests/test_app.py::test_read[x]") == "tests.test_app.test_read-x"
+    assert name("tests/test_app.py::TestApp::test_read") == "tests.test_app.TestApp.test_read"
+    assert name("t.py::test_p[a_b]") == "t.test_p-a_b"
+    # a name changed to be a folder name ends with a hash of the node id: its own, on every run
+    assert name("t.py::test_p[a/b]") == "t.test_p-a_b-654ae4dc"
+    assert name("t.py::test_p[a::b]") == "t.test_p-a_b-92f58bc2"
+    assert name("t.py::test_p[a]]") == "t.test_p-a-53da4868"
+    assert name("t.py::test_p[\u00e9]") == "t.test_p-7546e49f"
+    long_a, long_b = (name(f"t.py::test_{'x' * 200}{end}") for end in "ab")
+    assert long_a != long_b and len(long_a) == len(long_b) == 112
+    assert len({name(f"t.py::test_p[{c}]") for c in "/:[]?* "}) == 7
+
+
 def test_a_capture_that_went_well_leaves_no_file() -> None:
     with capture(trace) as cap:
         copy_file(1, "gone")

@@ -249,6 +249,33 @@ def test_an_interrupted_test_keeps_its_captures_like_a_failed_one(tmp_path_facto
     assert not list(private_tmp.iterdir())           # the session's temporary folder is gone
 
 
+def test_tests_whose_ids_make_the_same_folder_name_keep_folders_of_their_own(tmp_path_factory,
+                                                                             tmp_path) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_ids='''
+        import pytest
+
+        import app
+
+
+        @pytest.mark.parametrize("name", ["a/b", "a_b"])
+        def test_param(wpp_capture, name):
+            with wpp_capture(app.trace) as cap:
+                app.read(3, name)
+            assert cap.texts == []
+        ''')
+    keep = tmp_path / "keep"
+    run = pytest_run(where, "-n", "2", "--wpp-keep", str(keep))
+    assert run.returncode == 1 and "2 failed" in run.stdout, run.stdout + run.stderr
+    # the id that had to change gets a hash of the test's node id: the same on every run
+    names = {"a_b": "test_ids.test_param-a_b", "a/b": "test_ids.test_param-a_b-6049250d"}
+    assert sorted(p.name for p in keep.iterdir()) == sorted(names.values())
+    for name, folder in names.items():
+        assert (keep / folder / "trace.txt").read_text().splitlines()[1].endswith(
+            f"read 3 bytes from {name}")
+        assert f"{folder}: 1 message(s) captured, 0 lost:\n  [0] INFORMATION read: read 3 bytes from {name}" \
+            in run.stdout
+
+
 def test_runs_that_do_not_use_the_fixture_load_nothing_of_wpptrace(tmp_path_factory) -> None:
     where = fresh(tmp_path_factory, test_plain='''
         import sys
