@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import os
 import stat
@@ -405,6 +406,20 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             writer.close()
             if owned:  # complete: into place (an interrupted run leaves the old file)
                 target.commit(wait=False)       # the old file goes while the summary is written
+        except OSError as exc:
+            if exc.errno not in OUT_OF_ROOM:
+                raise
+            from wpptrace.winerror import as_win32
+
+            # the output filled its disk or passed the file size limit part-way (the
+            # inputs' read problems are issues, never raised): the run has no output
+            where = "standard output" if opts.output in (None, "-") else opts.output
+            print(f"{opts.prog}: error: {where}: cannot write: {reason(as_win32(exc))}", file=err)
+            if not owned:
+                _drop_unwritten(out)
+            for inp in inputs:
+                inp.close()
+            return EXIT_FAILURE
         finally:
             if owned:
                 target.close()
@@ -420,6 +435,25 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     finally:
         if summary_file is not None:
             summary_file.close()            # (not written: its temporary file removed)
+
+
+#: the errors of a write that found no room for the output (its disk full, the user's quota
+#: used up, the file size limit passed): only writing meets them
+OUT_OF_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _drop_unwritten(stream) -> None:
+    """Forget what a standard output that could not be written still buffers (flushed at
+    the process's end, it would fail again, in a traceback)."""
+    try:
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class _SummaryFile:

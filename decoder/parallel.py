@@ -750,11 +750,22 @@ class _Assembly:
         elif self.claims.exhausted and all(w.finished for w in self.workers):
             raise self._failure(None)
 
-    def _failure(self, worker: _Worker | None) -> RuntimeError:
-        errors = [w.payload["error"] for w in ([worker] if worker else []) + self.workers
-                  if w.payload is not None and w.payload["error"]]
-        return RuntimeError("a decoding process failed:\n"
-                            + (errors[0] if errors else "a worker process ended without a result"))
+    def _failure(self, worker: _Worker | None) -> Exception:
+        """What the run fails with: a worker's error (its traceback), or, when it found no
+        room for the output (``cli_fmt.OUT_OF_ROOM``), that error, reported as this
+        process's own writes would be."""
+        from .cli_fmt import OUT_OF_ROOM
+
+        payloads = [w.payload for w in ([worker] if worker else []) + self.workers
+                    if w.payload is not None and w.payload["error"]]
+        failure = RuntimeError("a decoding process failed:\n" + (
+            payloads[0]["error"] if payloads else "a worker process ended without a result"))
+        if payloads and payloads[0]["errno"] in OUT_OF_ROOM:
+            code = payloads[0]["errno"]
+            out_of_room = OSError(code, os.strerror(code))
+            out_of_room.__cause__ = failure
+            return out_of_room
+        return failure
 
 
 class _OwnWindows:
@@ -951,14 +962,16 @@ def _add_reads(etl, result: dict) -> None:
             setattr(stats, name, getattr(stats, name) + value)
 
 
-def _results(decoder, windows: dict[int, dict], error: str | None, sent: int) -> dict:
+def _results(decoder, windows: dict[int, dict], error: str | None, sent: int,
+             failed_errno: int | None = None) -> dict:
     """What a worker sends once it has decoded its last window: each window's results (its
     count marks were sent with its end), its messages not sent yet (``plain_message_keys``
-    from ``sent`` on), what failed, when it ended, the messages it compiled and installed,
-    and how many TMF problems it met."""
+    from ``sent`` on), what failed (and its errno, an OSError's), when it ended, the messages
+    it compiled and installed, and how many TMF problems it met."""
     share = decoder.shared_programs
     return {
         "windows": windows, "keys": decoder.plain_message_keys(sent), "error": error,
+        "errno": failed_errno,
         "ended": time.monotonic(),      # the same clock in every process of the machine
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
         "tmf_issues": [issue.fields() for issue in getattr(decoder.tmfset, "issues", ())],
@@ -1020,7 +1033,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
     status = 0
     try:
         results: dict[int, dict] = {}
-        error = None
+        error = failed_errno = None
         outbox = _Outbox(result_fd)
         sent = 0                              # messages whose keys were sent
         sent_marks: tuple = (None, None, None)   # the last window's count marks
@@ -1079,11 +1092,12 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
                 if stream is not None:
                     stream.close()
                 etl.close()
-        except BaseException:  # the parent reports it; a worker never raises past here
+        except BaseException as exc:  # the parent reports it; a worker never raises past here
             import traceback
 
             error = traceback.format_exc()
-        outbox.send(("done", _results(decoder, results, error, sent)), wait=True)
+            failed_errno = exc.errno if isinstance(exc, OSError) else None
+        outbox.send(("done", _results(decoder, results, error, sent, failed_errno)), wait=True)
         os.close(result_fd)
         while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
             pass

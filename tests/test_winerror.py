@@ -126,3 +126,16 @@ def test_an_errno_and_a_code_paired_both_ways_map_back_to_each_other():
         err = as_win32(OSError(getattr(errno, name), name))
         assert isinstance(err, Win32Error) and err.name == code
         assert errno.errorcode[err.errno] == name
+
+
+def test_a_write_without_room_names_its_win32_code():
+    """A full disk (or quota) and a file past the size limit, as fmt names a write that failed."""
+    from wpptrace.winerror import as_win32
+
+    for number, name in ((errno.ENOSPC, "ERROR_DISK_FULL"), (errno.EDQUOT, "ERROR_DISK_FULL"),
+                         (errno.EFBIG, "ERROR_FILE_TOO_LARGE")):
+        err = as_win32(OSError(number, "os text"))
+        assert err.name == name
+    assert winerror.Win32Error(winerror.ERROR_FILE_TOO_LARGE).errno == errno.EFBIG
+    assert winerror.error_text(223) == ("ERROR_FILE_TOO_LARGE (223): The file size exceeds the "
+                                        "limit allowed and cannot be saved.")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import errno as _errno
 
-#: name -> code for the codes the ETW APIs document (winerror.h values).
+#: name -> code for the codes the ETW APIs document and the file errors their callers meet
+#: (winerror.h values).
 CODES: dict[str, int] = {
     "ERROR_SUCCESS": 0,
     "ERROR_FILE_NOT_FOUND": 2,
@@ -29,6 +30,7 @@ CODES: dict[str, int] = {
     "ERROR_BAD_PATHNAME": 161,
     "ERROR_BUSY": 170,
     "ERROR_ALREADY_EXISTS": 183,
+    "ERROR_FILE_TOO_LARGE": 223,
     "ERROR_MORE_DATA": 234,
     "ERROR_NOACCESS": 998,
     "ERROR_CANCELLED": 1223,
@@ -59,6 +61,7 @@ _MESSAGES = {
     161: "The specified path is invalid.",
     170: "The requested resource is in use.",
     183: "Cannot create a file when that file already exists.",
+    223: "The file size exceeds the limit allowed and cannot be saved.",
     234: "More data is available.",
     998: "Invalid access to memory location.",
     1223: "The operation was canceled by the user.",
@@ -71,8 +74,8 @@ _MESSAGES = {
 
 #: Win32 code name and POSIX errno name, and which way the pair is read: _TO_ERRNO gives the
 #: errno a Win32Error carries for its code (so errno-based handling works on it too),
-#: _FROM_ERRNO the code ``as_win32`` names an OSError met opening or reading a file by (the
-#: nearest code the table has); _BOTH, either way. The first pair for a name wins.
+#: _FROM_ERRNO the code ``as_win32`` names an OSError met opening, reading or writing a file
+#: by (the nearest code the table has); _BOTH, either way. The first pair for a name wins.
 _TO_ERRNO, _FROM_ERRNO, _BOTH = 1, 2, 3
 _ERRNO_PAIRS = (
     ("ERROR_FILE_NOT_FOUND", "ENOENT", _BOTH),
@@ -89,6 +92,8 @@ _ERRNO_PAIRS = (
     ("ERROR_NOT_SUPPORTED", "ENOTSUP", _TO_ERRNO),
     ("ERROR_INVALID_PARAMETER", "EINVAL", _TO_ERRNO),
     ("ERROR_DISK_FULL", "ENOSPC", _BOTH),
+    ("ERROR_DISK_FULL", "EDQUOT", _FROM_ERRNO),        # the user's quota of the disk: as full
+    ("ERROR_FILE_TOO_LARGE", "EFBIG", _BOTH),
     ("ERROR_BAD_PATHNAME", "ENOENT", _TO_ERRNO),
     ("ERROR_BAD_PATHNAME", "EISDIR", _FROM_ERRNO),     # a directory where a file is expected
     ("ERROR_BUSY", "EBUSY", _TO_ERRNO),

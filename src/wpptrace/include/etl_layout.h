@@ -347,6 +347,7 @@ typedef struct {                    /* writer with 4-byte pointers: 0x110 bytes 
 #define ERROR_BAD_PATHNAME              161
 #define ERROR_ALREADY_EXISTS            183
 #define ERROR_BUSY                      170
+#define ERROR_FILE_TOO_LARGE            223
 #define ERROR_MORE_DATA                 234
 #define ERROR_NOACCESS                  998
 #define ERROR_CANCELLED                 1223
