@@ -1015,6 +1015,8 @@ class _ViewWhoseCloseRaises:
     """A live output whose views take every buffer and whose close raises (a thread that
     cannot be started, say)."""
 
+    skipped = 0                 # (as a view's: buffers it skipped, read as it closes)
+
     def __init__(self):
         self.closes = 0
 

@@ -5,16 +5,20 @@ callback."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
-from remote_helpers import (PATIENCE, Provider, TracedSession, decoded_text, relay_process,
-                            wait_until, wpptrace)
+from remote_helpers import (PATIENCE, HandRelay, Provider, TracedSession, data_buffers,
+                            decoded_text, relay_process, wait_until, wpptrace)
 
 from wpptrace import tmf
 from wpptrace.remote import Collector, LiveView
+from wpptrace.remote import protocol as P
 
 EVENTS = 3000
 
@@ -225,3 +229,119 @@ def test_a_relayed_message_cannot_drive_the_terminal_or_forge_a_line(tmp_path, t
     assert [line.count(f" from {shown} tick ") for line in lines[1:]] == [1, 1, 1]
     assert not any(ch != "\t" and not ch.isprintable() for ch in text.replace("\n", ""))
     assert decoded_text(source.path, tmf_dir).count(f" from {hostile} tick ") == 3
+
+
+def _renumbered(buffer: bytes, sequence: int) -> bytes:
+    """``buffer`` with another SequenceNumber (one buffer sent again and again, in order)."""
+    from wpptrace.remote import protocol as P
+
+    offset, size = P._BUFFER_FIELDS["SequenceNumber"]
+    return buffer[:offset] + sequence.to_bytes(size, "little") + buffer[offset + size:]
+
+
+class _BlockedOutput(io.StringIO):
+    """A live view's output whose writes wait until ``release`` is set (a terminal or pipe
+    nobody reads): the view's decoder falls behind and skips buffers."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(PATIENCE)
+        return super().write(text)
+
+
+def test_buffers_the_live_view_skipped_are_reported_and_the_file_has_every_one(
+        recorded, tmp_path, caplog):
+    """A view whose output blocks falls behind: it skips buffers (the file still gets each
+    one). The source's stats and its summary line say how many it skipped."""
+    head, buffers = recorded
+    sent = [_renumbered(buffers[0], 1000 + n) for n in range(200)]
+    out = _BlockedOutput()
+    live = LiveView(tmf.load(tolerant=True), out, max_pending=4)
+    ended: list = []
+    caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
+    collector = Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live,
+                          on_source_end=ended.append).start()
+    hand = None
+    try:
+        hand = HandRelay(collector.address, len(head), "behind")
+        assert hand.answer()[0] == P.FrameType.WELCOME
+        hand.header(head)
+        for sequence, buffer in enumerate(sent, 1):
+            hand.buffer(sequence, buffer)
+        hand.end(len(sent) + 1, end_time=1)
+        wait_until(lambda: ended, what="the source's end")
+        (view,) = live.views
+        assert view.skipped >= len(sent) - 4       # at most 4 held while nothing is written
+    finally:
+        out.release.set()
+        if hand is not None:
+            hand.close()
+        collector.stop()
+    (stats,) = ended
+    assert stats.live_skipped == view.skipped and stats.buffers == len(sent)
+    assert stats.lost == 0 and stats.stopped
+    (summary,) = [r.getMessage() for r in caplog.records
+                  if r.getMessage().startswith(f"{stats.label}: {len(sent)} buffers")]
+    assert f", events lost 0, live view skipped {view.skipped}: {stats.path}" in summary
+    assert data_buffers(stats.path) == sent
+
+
+def test_a_summary_says_nothing_of_the_live_view_when_it_skipped_nothing(recorded, tmp_path,
+                                                                         caplog):
+    head, buffers = recorded
+    live = LiveView(tmf.load(tolerant=True), io.StringIO())
+    ended: list = []
+    caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), live=live, on_source_end=ended.append) as collector:
+        hand = HandRelay(collector.address, len(head), "kept")
+        try:
+            assert hand.answer()[0] == P.FrameType.WELCOME
+            hand.header(head)
+            for sequence, buffer in enumerate(buffers[:4], 1):
+                hand.buffer(sequence, buffer)
+            hand.end(5)
+            wait_until(lambda: ended, what="the source's end")
+        finally:
+            hand.close()
+    (stats,) = ended
+    assert stats.live_skipped == 0
+    (summary,) = [r.getMessage() for r in caplog.records
+                  if r.getMessage().startswith(f"{stats.label}: 4 buffers")]
+    assert summary.endswith("events lost 0 (the session had not stopped)"), summary
+
+
+def test_collect_rt_says_what_its_live_view_skipped(recorded, tmp_path, tmf_dir):
+    """``wpptrace collect --rt`` whose standard output nobody reads: its live view skips
+    buffers, and the source's summary line on stderr says how many."""
+    head, buffers = recorded
+    count = 600
+    collect = subprocess.Popen([sys.executable, "-m", "wpptrace.cli", "collect", "--listen",
+                                "127.0.0.1:0", "--rt", "-p", str(tmf_dir), "--sources", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hand = None
+    try:
+        first = collect.stderr.readline()
+        assert "listening on 127.0.0.1:" in first, first
+        port = int(first.rsplit(":", 1)[1].split()[0])
+        hand = HandRelay(("127.0.0.1", port), len(head), "unread")
+        assert hand.answer()[0] == P.FrameType.WELCOME
+        hand.header(head)
+        for sequence in range(1, count + 1):
+            hand.buffer(sequence, _renumbered(buffers[0], sequence))
+        hand.end(count + 1)
+        wait_until(lambda: " buffers, " in _peek(collect), what="the source's summary")
+        collect.stdout.read()           # read at last: the view goes on, and the collector ends
+        assert collect.wait(PATIENCE) == 0, _peek(collect)
+    finally:
+        if hand is not None:
+            hand.close()
+        if collect.poll() is None:
+            collect.kill()
+            collect.wait()
+    (summary,) = [line for line in _peek(collect).splitlines() if " buffers, " in line]
+    assert f"unread@hand: {count} buffers, 0 lost" in summary, summary
+    skipped = int(summary.split(", live view skipped ")[1].split()[0].rstrip(":"))
+    assert 0 < skipped < count

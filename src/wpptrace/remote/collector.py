@@ -91,6 +91,8 @@ class SourceStats:
     connected: bool = False
     disk_waits: int = 0              #: times its connection was not read: its queue of
                                      #: buffers not yet written was full
+    live_skipped: int = 0            #: buffers the live view skipped (its decoder was
+                                     #: behind; the file has them); known once ``closed``
     ended: bool = False              #: END received: the relay delivered everything
     stopped: bool = False            #: ... and the session had stopped: its file was closed
                                      #: with the session's EndTime (never a file that lacks
@@ -639,6 +641,7 @@ class _Source:
                 self.progress_at = time.monotonic()     # the close has write_timeout too
             self.closing = self.collector._close_in_writer(writer, end_time, self._closed)
         if view is not None:
+            self.stats.live_skipped = view.skipped      # (final: nothing is added to it now)
             try:                # (after the file's close is asked: a view never keeps it open)
                 view.close()
             except Exception as exc:    # noqa: BLE001 - said once; the source still ends
@@ -1224,9 +1227,10 @@ class Collector:
         if s.ended:
             _remember(self._ended_ids, s.source_id, None)
         unwritten = f", not written {s.unwritten}" if s.unwritten else ""
+        skipped = f", live view skipped {s.live_skipped}" if s.live_skipped else ""
         summary = (f"{s.label}: {s.buffers} buffers, {s.lost} lost (relay dropped "
                    f"{s.relay_dropped}, session lost {s.session_lost}{unwritten}), events "
-                   f"lost {s.events_lost}")
+                   f"lost {s.events_lost}{skipped}")
         if s.file_error:
             disk = source.disk
             may_say = False

@@ -6,7 +6,8 @@ it, and ProcessTraceAddBufferToBufferStream for each buffer received. The buffer
 callback releases the buffer (as the OpenTraceFromBufferStream page says it should): at most
 ``max_pending`` buffers are held per source, and ``max_pending_bytes`` by all sources
 together (sources are many and buffers up to 1 MB); when the decoder falls behind, the view
-skips buffers (counted in ``skipped``) while the source's file still gets every one. Each buffer's
+skips buffers (counted in ``skipped``, which the collector reports in the source's summary
+line and ``SourceStats.live_skipped``) while the source's file still gets every one. Each buffer's
 events are formatted when ProcessTrace hands over the buffer (its BufferCallback), by the
 same WppDecoder as ``wpptrace fmt``.
 """
