@@ -1,6 +1,7 @@
-"""Every close of a connection by the collector, but the one after END's ACK, comes after an
-ERROR frame that says why: a relay that sent END, and got an ACK of END's value that the
-collector sent before it read END, never takes such a close for END's acknowledgement."""
+"""Every close of a connection by the collector, but the one after END's ACK (and the one
+after the relay's own ERROR, which is not answered), comes after an ERROR frame that says
+why: a relay that sent END, and got an ACK of END's value that the collector sent before it
+read END, never takes such a close for END's acknowledgement."""
 from __future__ import annotations
 
 import asyncio
@@ -10,14 +11,14 @@ import threading
 
 import pytest
 
-from remote_helpers import (PATIENCE, FakeCollector, HandRelay, delivered_by, end_left_unread,
-                            header, read_frame, relay_past_the_ack_that_crossed_end,
-                            said_before_close, wait_until)
+from remote_helpers import (PATIENCE, FakeCollector, HandRelay, data_buffers, delivered_by,
+                            end_left_unread, header, read_frame,
+                            relay_past_the_ack_that_crossed_end, said_before_close, wait_until)
 
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
-from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_BUSY, ERROR_CANCELLED
+from wpptrace.winerror import ERROR_BAD_FORMAT, ERROR_BUSY, ERROR_CANCELLED, ERROR_DISK_FULL
 
 
 def test_an_internal_error_after_the_ack_that_crossed_end_is_said_to_the_relay(
@@ -437,3 +438,36 @@ def test_refusals_past_the_limits_are_warned_of_once_then_counted(recorded, tmp_
                if r.levelno == logging.WARNING and "more connections refused" in r.getMessage()]
     assert counted == ["2 more connections refused past the connection limits since they "
                        "were last said (too many connections: 2)"], counted
+
+
+@pytest.mark.parametrize("code, named", [(ERROR_DISK_FULL, "ERROR_DISK_FULL"), (9999, "9999")])
+def test_a_relay_that_reports_its_own_error_is_neither_a_protocol_error_nor_answered(
+        recorded, tmp_path, caplog, code, named):
+    """An ERROR from a relay is its own failure, said by the rules: its code is said by its
+    Win32 name (a code the table lacks, as the number), it is counted apart from protocol
+    errors, and it gets no ERROR_BAD_FORMAT back (the relay closes after it; its source
+    ends, its file keeps what came)."""
+    head, buffers = recorded
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
+    answers = []
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        hand = HandRelay(collector.address, len(head), "failing")
+        try:
+            assert hand.answer()[0] == P.FrameType.WELCOME
+            hand.header(head)
+            hand.buffer(1, buffers[0])
+            hand.sock.sendall(P.encode_error(code, "disk full over here"))
+            hand.sock.shutdown(socket.SHUT_WR)
+            while (answer := hand.answer()) is not None:
+                answers.append(answer[0])
+        finally:
+            hand.close()
+        assert collector.wait_for(lambda ss: ss and ss[0].closed, PATIENCE)
+        assert (collector.protocol_errors, collector.relay_errors) == (0, 1)
+        [source] = collector.sources
+    assert P.FrameType.ERROR not in answers, answers
+    assert source.buffers == 1 and not source.ended and len(data_buffers(source.path)) == 1
+    said = [r.getMessage() for r in caplog.records if "reported" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("failing@hand (127.0.0.1:"), said
+    assert said[0].endswith(f"): closed: the relay reported an error: disk full over here "
+                            f"({named})"), said

@@ -276,7 +276,8 @@ def test_a_relays_error_reason_is_logged_on_one_line(collector, recorded):
     assert collector.wait_for(lambda ss: any(s.source_id == source_id and s.closed for s in ss),
                               PATIENCE)
     source = next(s for s in collector.sources if s.source_id == source_id)
-    assert source.reason == "the relay reported an error: bad\\nforged: line\\r (5)"
+    assert source.reason == ("the relay reported an error: bad\\nforged: line\\r "
+                             "(ERROR_ACCESS_DENIED)")
     assert any(r.getMessage().endswith("closed: " + source.reason) for r in collector.log.records)
 
 

@@ -38,7 +38,7 @@ from typing import Callable, Optional
 from wpptrace.decoder.buffers import buffer_info
 from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_CANCELLED,
                                ERROR_DISK_FULL, ERROR_HANDLE_EOF, ERROR_INVALID_PARAMETER,
-                               Win32Error, in_words)
+                               NAMES, Win32Error, in_words)
 
 from . import protocol as P
 from .etlstream import EtlStreamFile
@@ -405,8 +405,7 @@ class _Source:
         elif kind == P.FrameType.HELLO:
             raise P.ProtocolError("a second HELLO")
         else:   # ERROR from the relay
-            code, reason = P.decode_error(frame)
-            raise P.ProtocolError(f"the relay reported an error: {reason} ({code})")
+            raise _RelayFailed(*P.decode_error(frame))
         return False
 
     def closing_refusal(self) -> "_Refused":
@@ -821,6 +820,9 @@ class Collector:
         self.address: Optional[tuple[str, int]] = None
         self.connections_refused = 0
         self.protocol_errors = 0
+        #: connections closed because their relay reported an error of its own (an ERROR
+        #: frame: not a protocol error, and not answered)
+        self.relay_errors = 0
         #: sources ended because their file could not be made or written (a full disk, say;
         #: the relay was told ERROR_BUSY and retries)
         self.write_failures = 0
@@ -1366,6 +1368,14 @@ class Collector:
                 conn.told_error = True
             await self._send_error(writer, exc.code, reason)
             told = True
+        except _RelayFailed as exc:
+            # the relay's own failure, said by the rules: counted apart, and not answered
+            # (it closes after its ERROR); its source ends as after a protocol error
+            self.relay_errors += 1
+            reason = str(exc)
+            log.warning("%s: closed: %s", _who(source, peer), reason)
+            if source is not None and source.connection is conn:
+                source.finish(0)
         except _Refused as exc:
             self.connections_refused += 1
             reason = str(exc)
@@ -1808,6 +1818,16 @@ class _FileFull(P.ProtocolError):
 
     def __init__(self, reason: str):
         super().__init__(reason, code=ERROR_DISK_FULL)
+
+
+class _RelayFailed(Exception):
+    """The relay reported an error of its own (an ERROR frame): its code said by its Win32
+    name (a code the table lacks, as the number). Counted in ``relay_errors``, not answered."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(f"the relay reported an error: {reason} "
+                         f"({NAMES.get(code, str(code))})")
+        self.code = code
 
 
 def _storage_failed(path: Optional[str], exc: OSError) -> _StorageFailed:
