@@ -682,7 +682,9 @@ def add_subcommands(sub) -> None:
                         description="Start a session in a host process of its own; it runs on after "
                                     "this command until 'wpptrace session stop NAME'.")
     st.add_argument("name", type=_name, help="session name")
-    st.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="the .etl file to write")
+    st.add_argument("-f", "--file", dest="logfile", metavar="FILE",
+                    help="the .etl file to write (an existing FILE is replaced, as tracelog does; "
+                         "give another name to keep it)")
     _guid_options(st, required=False)
     st.add_argument("--buffer-size", type=int, default=64, metavar="KB", help="buffer size (default: 64)")
     st.add_argument("--min-buffers", type=int, default=0, metavar="N", help="buffers allocated up front")
@@ -756,10 +758,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     try:
         if action == "start":
             sequential_max = args.sequential or 0
+            # (said once the start succeeded: a start that failed replaced nothing)
+            replacing = args.logfile is not None and os.path.isfile(args.logfile)
             props = start(args.name, args.logfile, realtime=args.realtime, circular=args.circular,
                           max_file=sequential_max, buffer_size=args.buffer_size,
                           min_buffers=args.min_buffers, max_buffers=args.max_buffers,
                           flush_timer=args.flush_timer, clock=args.clock)
+            if replacing:
+                print(f"wpptrace session start: replacing existing {props.LogFileName}", file=err)
             with stopped_if_failing(args.name, say):
                 try:
                     info = sessions.session_info(args.name)

@@ -536,6 +536,31 @@ def test_session_start_without_a_file_or_real_time_is_a_usage_error(tmp_path, se
     assert wpptrace("session", "query", session_name, check=False).returncode == 1
 
 
+def test_session_start_over_an_existing_file_replaces_it_and_says_so(tmp_path, session_name, capsys):
+    """``session start -f FILE`` replaces an existing FILE (as tracelog does on Windows), and
+    says so in one stderr line; over a new file it says nothing. tracelog stays silent, as on
+    Windows. The help says how to keep a file: another name."""
+    from wpptrace.provider import tracelog
+
+    etl = tmp_path / "earlier.etl"
+    etl.write_bytes(b"an earlier trace")
+    res = wpptrace("session", "start", session_name, "-f", str(etl))
+    try:
+        assert res.stderr == f"wpptrace session start: replacing existing {etl}\n"
+    finally:
+        wpptrace("session", "stop", session_name)
+    assert etlcheck.read(etl).header["EndTime"]     # the session's file, not the earlier one
+    fresh = tmp_path / "fresh.etl"
+    res = wpptrace("session", "start", session_name, "-f", str(fresh))
+    wpptrace("session", "stop", session_name)
+    assert res.stderr == ""
+    assert tracelog.main(["-start", session_name, "-f", str(etl)]) == 0
+    wpptrace("session", "stop", session_name)
+    assert capsys.readouterr().err == ""
+    text = " ".join(wpptrace("session", "start", "--help").stdout.split())
+    assert "an existing FILE is replaced, as tracelog does; give another name to keep it" in text
+
+
 def test_tracelog_help_says_what_each_exit_status_means():
     """The help says the exit statuses tracelog gives: 2 for bad usage, as argparse's own
     refusals (an unknown option, a wrong number) and every other command of the project."""
