@@ -69,6 +69,7 @@ REALTIME_HEADER_WAIT = 2.0
 KERNEL_LOGGER_NAME = "NT Kernel Logger"
 
 _EVENT, _HEADER_EVENT, _BUFFER_DONE = 0, 1, 2
+_FACTS = operator.itemgetter(3)      # an item's BufferFacts (None: a buffer-done item)
 
 _table_lock = threading.RLock()
 _traces: dict[int, "_Trace"] = {}
@@ -139,7 +140,7 @@ class _Trace:
         keys = buf.sort_keys()
         last = buf.stats.last_timestamp
         filetimes = source.clock.to_filetimes(keys + [last])
-        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags)
+        facts = BufferFacts(buf.processor, buf.logger_id, buf.flags, buf.origin)
         items = list(zip(itertools.repeat(_EVENT), itertools.repeat(self), records,
                          itertools.repeat(facts), keys, filetimes))
         if header_record and items:
@@ -451,41 +452,63 @@ def ProcessTrace(HandleArray: Sequence[int], StartTime: Optional[int] = None,
 
 def _run(traces: list[_Trace], start: Optional[int], end: Optional[int]) -> int:
     chunks = merge_sources([(t.source, t.view) for t in traces])
+    live = traces[0].live           # a live trace is processed alone
     for items, _keys in chunks:
-        for code, trace, obj, facts, raw, filetime in items:
-            if trace.close_pending and not trace.live:
-                continue        # a file trace closed from a callback delivers nothing more
-            if code == _BUFFER_DONE:
-                if not _buffer_done(trace, obj):
-                    return ERROR_CANCELLED
-                continue
-            if code == _EVENT:
-                if start is not None and filetime < start:
+        try:
+            for code, trace, obj, facts, raw, filetime in items:
+                if trace.close_pending and not trace.live:
+                    continue        # a file trace closed from a callback delivers nothing more
+                if code == _BUFFER_DONE:
+                    if not _buffer_done(trace, obj):
+                        if live:
+                            _mark_started(items, obj)
+                        return ERROR_CANCELLED
                     continue
-                if end is not None and filetime > end:
-                    if trace.live:
+                if code == _EVENT:
+                    if start is not None and filetime < start:
                         continue
-                    return ERROR_SUCCESS
-            stamp = raw if trace.raw_timestamp else filetime
-            if trace.event_record:
-                event = to_event_record(obj, stamp, facts, trace.user_context)
-            else:
-                event = to_event_trace(obj, stamp, facts)
-            if event is None:
-                continue
-            logfile = trace.logfile
-            if logfile is not None:
-                logfile.CurrentTime = stamp
-                if not trace.event_record:
-                    logfile.CurrentEvent = event
-            callback = trace.event_callback
-            if callback is not None:
-                try:
-                    callback(event)
-                except Exception as exc:
-                    raise _CallbackFailed("EventRecordCallback" if trace.event_record
-                                          else "EventCallback", exc) from exc
+                    if end is not None and filetime > end:
+                        if trace.live:
+                            continue
+                        return ERROR_SUCCESS
+                stamp = raw if trace.raw_timestamp else filetime
+                if trace.event_record:
+                    event = to_event_record(obj, stamp, facts, trace.user_context)
+                else:
+                    event = to_event_trace(obj, stamp, facts)
+                if event is None:
+                    continue
+                logfile = trace.logfile
+                if logfile is not None:
+                    logfile.CurrentTime = stamp
+                    if not trace.event_record:
+                        logfile.CurrentEvent = event
+                callback = trace.event_callback
+                if callback is not None:
+                    try:
+                        callback(event)
+                    except Exception as exc:
+                        raise _CallbackFailed("EventRecordCallback" if trace.event_record
+                                              else "EventCallback", exc) from exc
+        except _CallbackFailed:
+            if live:
+                _mark_started(items, obj)
+            raise
+        if live:
+            _mark_started(items)
     return ERROR_SUCCESS
+
+
+def _mark_started(items: list, upto: Any = None) -> None:
+    """Mark the live buffers with items among ``items`` (up to the item whose object is
+    ``upto``, if given) as started: a ProcessTrace that stops is done with them, while those it
+    took but had not started are kept for the next one."""
+    if upto is not None:
+        at = next(k for k, item in enumerate(items) if item[2] is upto)
+        items = items[:at + 1]
+    for facts in set(map(_FACTS, items)):
+        if facts is not None and facts.origin is not None:
+            facts.origin.started = True
 
 
 def _buffer_done(trace: _Trace, done: tuple) -> bool:

@@ -79,11 +79,14 @@ _GUID_CACHE_LIMIT = 4096
 
 class BufferFacts:
     """What every event of one buffer shares when delivered: its BufferContext (one object,
-    shared by the buffer's events) and the EVENT_HEADER_FLAG_PROCESSOR_INDEX bit."""
+    shared by the buffer's events), the EVENT_HEADER_FLAG_PROCESSOR_INDEX bit, and ``origin``,
+    what a live source handed out for the buffer (None for a file's)."""
 
-    __slots__ = ("buffer_context", "processor_index_flag")
+    __slots__ = ("buffer_context", "processor_index_flag", "origin")
 
-    def __init__(self, processor_index: int, logger_id: int, buffer_flag: int):
+    def __init__(self, processor_index: int, logger_id: int, buffer_flag: int,
+                 origin: object = None):
+        self.origin = origin
         self.buffer_context = ETW_BUFFER_CONTEXT(ProcessorIndex=processor_index,
                                                  LoggerId=logger_id)
         # the buffer says its ProcessorIndex is a full index (ETW_BUFFER_FLAG_PROC_INDEX)

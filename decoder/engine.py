@@ -433,8 +433,10 @@ class LiveSource:
                 slot: int) -> Iterator[tuple[list, list[int]]]:
         for entry in entries:
             info = entry.info
+            if entry.carried is None:
+                entry.carried = self._last.get(info.processor, 0)
             buf = decode(entry.data, info, source=self.name, pointer_size=self.pointer_size,
-                         last_timestamp=self._last.get(info.processor, 0), limit=self._limit())
+                         last_timestamp=entry.carried, limit=self._limit())
             buf.origin = entry
             items, keys = _deliver(self, self.log, view, buf, slot, False)
             self._last[info.processor] = buf.stats.last_timestamp

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from ._hazmat import ETL
 from wpptrace.winerror import (ERROR_BAD_FORMAT, ERROR_INVALID_HANDLE, ERROR_INVALID_PARAMETER,
@@ -35,15 +35,20 @@ _TYPE_HEADER = ETL.ETW_BUFFER_TYPE_HEADER
 class LiveBuffer:
     """One buffer a live source handed out: ``data`` the buffer (as received, or expanded
     when the source had to check it), ``info`` its header facts, ``original`` what the
-    caller passed (given back to the completion callback)."""
+    caller passed (given back to the completion callback). ``started``: some of its events
+    were delivered (a ProcessTrace that stops inside it is done with it); ``carried``: the
+    timestamp carried into it from its processor's previous buffer, once it was decoded (a
+    buffer given back unstarted is decoded again from the same one)."""
 
-    __slots__ = ("data", "original", "info", "completed")
+    __slots__ = ("data", "original", "info", "completed", "started", "carried")
 
     def __init__(self, data: bytes | memoryview, original: Any, info: BufferInfo):
         self.data = data
         self.original = original
         self.info = info
         self.completed = False
+        self.started = False
+        self.carried: Optional[int] = None
 
 
 class RealtimeSource:
@@ -57,7 +62,8 @@ class RealtimeSource:
         self.logger_name = logger_name
         self._subscription = sessions.subscribe_realtime(logger_name)
         self._get_lock = threading.RLock()
-        self._pending: deque[bytes] = deque()
+        self._pending: deque[LiveBuffer] = deque()
+        self._inflight: deque[LiveBuffer] = deque()
         self._closing = False
         self._ended = False
 
@@ -70,23 +76,25 @@ class RealtimeSource:
         """Wait up to ``timeout`` s for the first (header) buffer; keep it queued."""
         with self._get_lock:
             if self._pending:
-                return self._pending[0]
+                return self._pending[0].data
             data = self._subscription.get(timeout)
             if data is not None:
-                self._pending.append(data)
+                self._pending.append(_live(data))
             return data
 
     def next_buffer(self) -> Optional[LiveBuffer]:
         """The next buffer; blocks while none is queued; None when the stream is over."""
         while True:
             with self._get_lock:
+                # a blocking read starts a new group: the buffers of the previous one are done
+                self._inflight.clear()
                 if self._pending:
-                    return _live(self._pending.popleft())
+                    return self._take(self._pending.popleft())
                 if self._closing or self._ended:
                     return None
                 data = self._subscription.get(POLL_INTERVAL)
                 if data is not None:
-                    return _live(data)
+                    return self._take(_live(data))
                 if self._subscription.closed:
                     self._ended = True
                     return None
@@ -95,11 +103,15 @@ class RealtimeSource:
         """The next buffer if one is queued right now, else None (never blocks)."""
         with self._get_lock:
             if self._pending:
-                return _live(self._pending.popleft())
+                return self._take(self._pending.popleft())
             if self._closing or self._ended:
                 return None
             data = self._subscription.get(0)
-            return _live(data) if data is not None else None
+            return self._take(_live(data)) if data is not None else None
+
+    def _take(self, entry: LiveBuffer) -> LiveBuffer:
+        self._inflight.append(entry)
+        return entry
 
     def interrupt(self) -> None:
         """End the stream at the next buffer boundary: what is queued here is still given
@@ -122,19 +134,26 @@ class RealtimeSource:
                 data = self._subscription.get(0)
                 if data is None:
                     break
-                self._pending.append(data)
+                self._pending.append(_live(data))
             self._subscription.close()
 
     def complete(self, buffer: LiveBuffer) -> None:
         buffer.completed = True
 
     def complete_inflight(self) -> None:
-        pass
+        """ProcessTrace stopped: the buffers it took but had not started go back to the front
+        of the queue, in order, for the next ProcessTrace; the one it stopped inside is done."""
+        with self._get_lock:
+            unstarted = [entry for entry in self._inflight
+                         if not entry.started and not entry.completed]
+            self._inflight.clear()
+            self._pending.extendleft(reversed(unstarted))
 
     def release(self) -> None:
         with self._get_lock:
             self._closing = True
             self._pending.clear()
+            self._inflight.clear()
             self._subscription.close()
 
 
@@ -244,16 +263,17 @@ class BufferStream:
             self._completion_callback(entry.original, self._completion_context)
 
     def complete_inflight(self) -> None:
-        """ProcessTrace stopped inside a buffer: that buffer is done with too."""
-        def inflight() -> Iterator[LiveBuffer]:
-            while True:
-                with self._cond:
-                    if not self._inflight:
-                        return
-                    entry = self._inflight[0]
-                yield entry
-
-        self._complete_all(inflight())
+        """ProcessTrace stopped: the buffer(s) it stopped inside (events delivered) are done
+        with and completed; those it took from the queue but had not started go back to the
+        front of the queue, in order, for the next ProcessTrace (or CloseTrace)."""
+        with self._cond:
+            started = [entry for entry in self._inflight if entry.started]
+            unstarted = [entry for entry in self._inflight if not entry.started]
+            self._inflight.clear()
+            self._queue.extendleft(reversed(unstarted))
+            if unstarted:
+                self._cond.notify_all()
+        self._complete_all(started)
 
     def release(self) -> None:
         """The handle is closed: every buffer not yet completed is completed now."""

@@ -315,3 +315,91 @@ def test_a_compressed_buffer_claiming_a_huge_size_is_refused(corpus_file):
         assert info.value.winerror == ERROR_BAD_FORMAT and "MAX_ETW_BUFFER_SIZE" in str(info.value)
     finally:
         api.CloseTrace(handle)
+
+
+def _stopping_stream(buffers, stop_on_buffer=None, fail_on_buffer=None, fail_on_event=None):
+    """A stream of ``buffers`` whose first ProcessTrace stops: its BufferCallback returns FALSE
+    (``stop_on_buffer``) or raises (``fail_on_buffer``) on that call (1-based), or its event
+    callback raises on that event (``fail_on_event``). Returns (first rc or error code, events
+    of the first run, completions after it, events of a second run, completions at the end);
+    the second run closes the handle when it reaches the last buffer (or, if it never does,
+    the test does after waiting), so it delivers what is queued and returns."""
+    events, completions, calls = [], [], []
+    second = threading.Event()
+
+    def on_buffer(buf, size, info, ctx):
+        calls.append(1)
+        if not second.is_set():
+            if len(calls) == stop_on_buffer:
+                return False
+            if len(calls) == fail_on_buffer:
+                raise RuntimeError("stop")
+        elif bytes(buf) == buffers[-1]:
+            assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+        return True
+
+    def on_event(record):
+        events.append(identity(record))
+        if not second.is_set() and len(events) == fail_on_event:
+            raise RuntimeError("stop")
+
+    handle = api.OpenTraceFromBufferStream(
+        ETW_OPEN_TRACE_OPTIONS(BufferCallback=on_buffer, EventCallback=on_event),
+        lambda buf, ctx: completions.append(buf), None)
+    for buf in buffers:
+        api.ProcessTraceAddBufferToBufferStream(handle, buf, len(buf))
+    try:
+        rc = api.ProcessTrace([handle])
+    except Win32Error as exc:
+        rc = exc.winerror
+    first, completed_first = list(events), list(completions)
+    second.set()
+    worker = threading.Thread(target=api.ProcessTrace, args=([handle],))
+    worker.start()
+    worker.join(PATIENCE)
+    if worker.is_alive():       # the last buffer never came
+        assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+        worker.join(PATIENCE)
+    assert not worker.is_alive()
+    assert _code(lambda: api.CloseTrace(handle)) == ERROR_INVALID_HANDLE   # closed by the run
+    return rc, first, completed_first, events[len(first):], completions
+
+
+_SEVEN = "WindowsUpdate.20251008.140245.443.8.etl"      # a header and 6 data buffers, 1 processor
+
+
+@pytest.mark.parametrize("how", ["false", "raises"])
+def test_a_bufferCallback_stop_keeps_the_buffers_not_yet_started(corpus_file, how):
+    """A BufferCallback that returns FALSE (or raises) after buffer 2 stops ProcessTrace: only
+    buffers 1 and 2 are completed; the 5 buffers it had taken from the queue but not started
+    stay queued, in order, for the next ProcessTrace, which delivers their events."""
+    path = corpus_file(_SEVEN)
+    buffers = buffers_of(path)
+    assert len(buffers) == 7
+    expected = [identity(e) for e in collect(path)[0]]
+    stop = {"false": {"stop_on_buffer": 2}, "raises": {"fail_on_buffer": 2}}[how]
+    rc, first, completed_first, second, completions = _stopping_stream(buffers, **stop)
+    assert rc == {"false": ERROR_CANCELLED, "raises": ERROR_NOACCESS}[how]
+    header_and_one = len(parse_buffer(buffers[0], 8, header_buffer=True)[0]) + \
+        len(parse_buffer(buffers[1], 8, header_buffer=False)[0])
+    assert first == expected[:header_and_one]
+    assert completed_first == buffers[:2]
+    assert second == expected[header_and_one:]
+    assert completions == buffers and all(c is b for c, b in zip(completions, buffers))
+
+
+def test_an_event_callback_failure_loses_only_the_rest_of_its_buffer(corpus_file):
+    """An event callback raising in buffer 3 stops ProcessTrace inside it: buffers 1-3 are
+    completed (3's remaining events are lost, as Windows does); buffers 4-7 stay queued."""
+    path = corpus_file(_SEVEN)
+    buffers = buffers_of(path)
+    expected = [identity(e) for e in collect(path)[0]]
+    sizes = [len(parse_buffer(b, 8, header_buffer=i == 0)[0]) for i, b in enumerate(buffers)]
+    before_third = sum(sizes[:2])
+    rc, first, completed_first, second, completions = _stopping_stream(
+        buffers, fail_on_event=before_third + 3)
+    assert rc == ERROR_NOACCESS
+    assert first == expected[:before_third + 3]
+    assert completed_first == buffers[:3]
+    assert second == expected[sum(sizes[:3]):]
+    assert completions == buffers

@@ -177,6 +177,39 @@ def test_buffer_callback_false_stops_a_realtime_trace(session):
     assert _values(events) == [0]    # header buffer, then the first data buffer only
 
 
+def test_buffers_a_stopped_realtime_trace_had_not_started_go_to_the_next_processtrace(session):
+    """The stop after the first data buffer leaves the 3 buffers ProcessTrace had already
+    taken from the session (not started) queued: the next ProcessTrace delivers them."""
+    events, buffers = [], []
+    box = {}
+
+    def on_buffer(logfile):
+        buffers.append(logfile.BuffersRead)
+        return len(buffers) != 2
+
+    def on_event(record):
+        events.append(record)
+        if _values(events)[-1:] == [3]:
+            assert api.CloseTrace(box["handle"]) == ERROR_CTX_CLOSE_PENDING
+
+    box["handle"] = handle = api.OpenTrace(EVENT_TRACE_LOGFILE(
+        LoggerName=session.name, ProcessTraceMode=REALTIME_EVENT_RECORD,
+        EventRecordCallback=on_event, BufferCallback=on_buffer))
+    for value in range(4):
+        session.log(10, value)
+        session.flush()
+    assert api.ProcessTrace([handle]) == ERROR_CANCELLED
+    assert _values(events) == [0]
+    worker, outcome = _run_in_thread(handle)
+    worker.join(PATIENCE)
+    if worker.is_alive():               # value 3 never came
+        assert api.CloseTrace(handle) == ERROR_CTX_CLOSE_PENDING
+        worker.join(PATIENCE)
+    assert not worker.is_alive() and outcome["rc"] == ERROR_SUCCESS
+    assert _values(events) == [0, 1, 2, 3]
+    assert buffers == [1, 2, 3, 4, 5]
+
+
 def test_two_realtime_handles_are_wmi_already_enabled(session):
     first, _ = _open(session, [])
     second, _ = _open(session, [])
