@@ -113,6 +113,14 @@ def _wpptrace_control_callback(request_code, request_context, buffer_size, buffe
         return lib.ERROR_INVALID_PARAMETER
 
 
+def _in_range(what: str, value: Any, bits: int) -> None:
+    """Raise ERROR_INVALID_PARAMETER if the int ``value`` does not fit the C parameter's
+    ``bits``-bit unsigned type (other types are left to cffi, which raises TypeError)."""
+    if isinstance(value, int) and not 0 <= value < 1 << bits:
+        raise Win32Error(lib.ERROR_INVALID_PARAMETER,
+                         f"{what} {value} is out of range (0 to {(1 << bits) - 1})")
+
+
 def _guid(value: uuid.UUID | None, what: str):
     """A GUID* for C (NULL for None)."""
     if value is None:
@@ -180,6 +188,7 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
 def UnregisterTraceGuids(registration_handle: int) -> None:
     """Unregister a provider (no callback is sent). Returns once no callback of this
     registration is running in another thread; none starts afterwards."""
+    _in_range("registration_handle", registration_handle, 64)
     check(lib.UnregisterTraceGuids(registration_handle), "UnregisterTraceGuids")
     _registrations.pop(registration_handle, None)
 
@@ -200,6 +209,7 @@ def GetTraceLoggerHandle(buffer: Any) -> int:
 
 def GetTraceEnableFlags(logger_handle: int) -> int:
     """The enable flags the session passed (EnableTrace EnableFlag / low 32 bits of MatchAnyKeyword)."""
+    _in_range("logger_handle", logger_handle, 64)
     flags = lib.GetTraceEnableFlags(logger_handle)
     check(last_error(), "GetTraceEnableFlags")
     return int(flags)
@@ -207,6 +217,7 @@ def GetTraceEnableFlags(logger_handle: int) -> int:
 
 def GetTraceEnableLevel(logger_handle: int) -> int:
     """The enable level the session passed."""
+    _in_range("logger_handle", logger_handle, 64)
     level = lib.GetTraceEnableLevel(logger_handle)
     check(last_error(), "GetTraceEnableLevel")
     return int(level)
@@ -224,14 +235,27 @@ def _bytes_args(args: Iterable[Any]) -> list[bytes]:
 def TraceMessage(logger_handle: int, flags: int, message_guid: uuid.UUID | None, number: int,
                  *args: bytes) -> None:
     """Log one message: the argument bytes are ``args`` concatenated (raises Win32Error)."""
-    guid = message_guid.bytes_le if message_guid is not None else None
-    # trace_message_raw: the fixed-arity builtin (no variadic cffi call), or its cffi fallback
-    check(trace_message_raw(logger_handle, flags, guid, number, *args), "TraceMessage")
+    try:
+        guid = message_guid.bytes_le if message_guid is not None else None
+        # trace_message_raw: the fixed-arity builtin (no variadic cffi call), or its cffi fallback
+        rc = trace_message_raw(logger_handle, flags, guid, number, *args)
+    except (AttributeError, OverflowError):      # checked here, off the fast path
+        _guid(message_guid, "message_guid")
+        _message_ranges(logger_handle, flags, number)
+        raise
+    check(rc, "TraceMessage")
+
+
+def _message_ranges(logger_handle: int, flags: int, number: int) -> None:
+    _in_range("logger_handle", logger_handle, 64)
+    _in_range("flags", flags, 32)
+    _in_range("number", number, 16)
 
 
 def TraceMessageVa(logger_handle: int, flags: int, message_guid: uuid.UUID | None, number: int,
                    arg_list: Iterable[bytes]) -> None:
     """TraceMessage with the arguments as one list (the va_list), logged as separate pairs."""
+    _message_ranges(logger_handle, flags, number)
     parts = _bytes_args(arg_list)
     array = ffi.new("WPPTRACE_ARG[]", max(1, len(parts)))
     keep = []
@@ -308,8 +332,10 @@ class EVENT_TRACE_PROPERTIES:
         p = ffi.cast("EVENT_TRACE_PROPERTIES *", block)
         p.Wnode.BufferSize = size + _NAME_ROOM + _PATH_ROOM
         p.Wnode.Flags = lib.WNODE_FLAG_TRACED_GUID
+        _in_range("ClientContext", self.ClientContext, 32)
         p.Wnode.ClientContext = self.ClientContext
         for name in self._INPUTS:
+            _in_range(name, getattr(self, name), 32)
             setattr(p, name, getattr(self, name))
         p.LoggerNameOffset = size
         p.LogFileNameOffset = size + _NAME_ROOM      # "" = no file; QUERY writes the name here
@@ -473,6 +499,8 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     (why the file left is incomplete) and ``new_file_error`` (why the new file could not be
     started: the session writes no file now), each a Win32Error or None; the error raised is
     the old file's if it failed, else the new file's. On any other error both are None."""
+    _in_range("handle", handle or 0, 64)
+    _in_range("control_code", control_code, 32)
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
@@ -506,6 +534,9 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
 def EnableTrace(enable: bool, enable_flag: int, enable_level: int, control_guid: uuid.UUID,
                 session_handle: int) -> None:
     """Enable (or disable) the classic provider ``control_guid`` on a session."""
+    _in_range("enable_flag", enable_flag, 32)
+    _in_range("enable_level", enable_level, 8)
+    _in_range("session_handle", session_handle, 64)
     rc = lib.EnableTrace(1 if enable else 0, enable_flag, enable_level, _guid(control_guid, "control_guid"),
                          session_handle)
     _pass_on()
@@ -519,6 +550,12 @@ def EnableTraceEx2(session_handle: int, provider_guid: uuid.UUID, control_code: 
     bits of ``match_any_keyword`` as its enable flags. ``enable_parameters`` must be None."""
     if enable_parameters is not None:
         raise Win32Error(lib.ERROR_NOT_SUPPORTED, "EnableTraceEx2: enable_parameters")
+    for what, value, bits in (("session_handle", session_handle, 64),
+                              ("control_code", control_code, 32), ("level", level, 8),
+                              ("match_any_keyword", match_any_keyword, 64),
+                              ("match_all_keyword", match_all_keyword, 64),
+                              ("timeout", timeout, 32)):
+        _in_range(what, value, bits)
     rc = lib.EnableTraceEx2(session_handle, _guid(provider_guid, "provider_guid"), control_code, level,
                             match_any_keyword, match_all_keyword, timeout, ffi.NULL)
     _pass_on()

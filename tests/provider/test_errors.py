@@ -145,3 +145,55 @@ def test_enable_and_register_errors(tmp_path, session_name):
     assert code_of(P.GetTraceLoggerHandle, None) == L.ERROR_INVALID_PARAMETER
     with pytest.raises(TypeError):
         P.RegisterTraceGuids(None, None, GUID)
+
+
+def test_integers_out_of_their_c_range_are_invalid_parameter(tmp_path, session_name):
+    """Every narrowed integer parameter out of its C type's range is ERROR_INVALID_PARAMETER
+    naming it, as EnableTrace's level 256 is (never cffi's OverflowError)."""
+    big64 = 1 << 64
+    with TraceSession(session_name, tmp_path / "r.etl") as s:
+        h = s.handle
+        calls = {
+            "level": [(P.EnableTraceEx2, h, GUID, 1, 256), (P.EnableTraceEx2, h, GUID, 1, -1)],
+            "control_code": [(P.EnableTraceEx2, h, GUID, 1 << 32, 4),
+                             (P.ControlTrace, h, None, None, -1)],
+            "match_any_keyword": [(P.EnableTraceEx2, h, GUID, 1, 4, big64)],
+            "match_all_keyword": [(P.EnableTraceEx2, h, GUID, 1, 4, 0, -1)],
+            "timeout": [(P.EnableTraceEx2, h, GUID, 1, 4, 0, 0, 1 << 32)],
+            "session_handle": [(P.EnableTraceEx2, big64, GUID, 1, 4),
+                               (P.EnableTrace, True, 1, 4, GUID, -1)],
+            "enable_level": [(P.EnableTrace, True, 1, 1 << 32, GUID, h)],
+            "enable_flag": [(P.EnableTrace, True, -1, 4, GUID, h)],
+            "handle": [(P.ControlTrace, -1, None, None, P.EVENT_TRACE_CONTROL_QUERY)],
+            "logger_handle": [(P.GetTraceEnableFlags, -1), (P.GetTraceEnableLevel, big64),
+                              (P.TraceMessage, -1, 0, None, 1, b"x")],
+            "registration_handle": [(P.UnregisterTraceGuids, -1)],
+            "number": [(P.TraceMessage, h, 0, None, 1 << 16, b"x"),
+                       (P.TraceMessage, h, 0, None, -1),
+                       (P.TraceMessageVa, h, 0, None, 1 << 16, [b"x"])],
+            "flags": [(P.TraceMessage, h, 1 << 32, None, 1), (P.TraceMessageVa, h, -1, None, 1, [])],
+            "FlushTimer": [(P.ControlTrace, h, None, P.EVENT_TRACE_PROPERTIES(FlushTimer=-1),
+                            P.EVENT_TRACE_CONTROL_QUERY)],
+            "BufferSize": [(P.StartTrace, session_name + "-b",
+                            P.EVENT_TRACE_PROPERTIES(BufferSize=1 << 32))],
+            "ClientContext": [(P.StartTrace, session_name + "-c",
+                               P.EVENT_TRACE_PROPERTIES(ClientContext=1 << 32))],
+        }
+        for name, cases in calls.items():
+            for fn, *args in cases:
+                with pytest.raises(Win32Error) as err:
+                    fn(*args)
+                assert err.value.winerror == L.ERROR_INVALID_PARAMETER, (name, fn, args)
+                assert name + " " in str(err.value), (name, str(err.value))
+        assert s.query().EventsLost == 0
+        P.EnableTraceEx2(h, GUID, 1, 255)       # the range's ends are accepted
+        P.TraceMessage(h, 0, None, 0xFFFF, b"x")
+
+
+def test_a_str_guid_is_a_type_error_in_tracemessage_as_in_tracemessageva(tmp_path, session_name):
+    with TraceSession(session_name, tmp_path / "s.etl") as s:
+        for call in (lambda: P.TraceMessage(s.handle, 0x2B, str(GUID), 1, b"x"),
+                     lambda: P.TraceMessageVa(s.handle, 0x2B, str(GUID), 1, [b"x"])):
+            with pytest.raises(TypeError) as err:
+                call()
+            assert str(err.value) == "message_guid must be a uuid.UUID, not str"
