@@ -28,7 +28,9 @@ that does not fit its type, a wrong argument count, a call site whose source is 
 site registry lists) is dropped; the drops are counted per call site (:meth:`Provider.stats`)
 and the first one of each site is reported with a :class:`TraceWarning`. With ``strict=True``
 (or the environment variable ``WPPTRACE_STRICT=1``) the call raises instead, naming the call
-site as ``file:line``. Events the session refuses (no free buffer, larger than a buffer) are
+site as ``file:line``. Events the session refuses (no free buffer; larger than a buffer,
+ERROR_MORE_DATA: the message's record, 8 bytes of header, its MessageFlags items and its
+arguments, 8-byte aligned, must fit BufferSize less the 72-byte buffer header) are
 counted in ``events_dropped``, as the session counts them in EventsLost; so are calls the
 process had no memory or stack left for (a call made near the recursion limit), with
 ``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too. A source file

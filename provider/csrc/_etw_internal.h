@@ -557,8 +557,11 @@ static inline ULONG wpt_reserve(TRACEHANDLE h, uint32_t size, wpt_reservation *r
         return ERROR_INVALID_HANDLE;
     r->view = v;
     uint32_t aligned = (size + 7u) & ~7u;
-    if (size > 0xFFFF || aligned > v->buffer_size - WPT_BUFFER_HEADER_SIZE)
+    if (size > 0xFFFF || aligned > v->buffer_size - WPT_BUFFER_HEADER_SIZE) {
+        /* too large for any buffer: lost, and counted as Windows' logger counts it */
+        atomic_fetch_add_explicit(&sh->events_lost, 1, memory_order_relaxed);
         return ERROR_MORE_DATA;
+    }
     uint32_t stream = 0;
     if (v->nslots > 1) {
         int cpu = wpt_cpu_number();

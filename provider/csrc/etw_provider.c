@@ -1168,9 +1168,10 @@ static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, 
         return ERROR_INVALID_PARAMETER;
     if (args_size > TRACE_MESSAGE_MAXIMUM_SIZE) args_size = TRACE_MESSAGE_MAXIMUM_SIZE;  /* too big anyway */
     uint32_t size = (uint32_t)(sizeof(MESSAGE_TRACE_HEADER) + items_size(flags) + args_size);
-    /* wpt_reserve answers ERROR_MORE_DATA, before writing anything, when the record does not
-     * fit an empty buffer; that implies the documented "arguments + 72 > BufferSize" case
-     * (72 = the WMI_BUFFER_HEADER, and the record adds at least 8 more bytes). */
+    /* wpt_reserve answers ERROR_MORE_DATA (counted in EventsLost), before writing anything,
+     * when the record does not fit an empty buffer: 8 (this header) + the flags' items + the
+     * arguments, 8-byte aligned, must not exceed BufferSize - 72 (the WMI_BUFFER_HEADER), as
+     * Windows counts it. The documented "arguments + 72 <= BufferSize" is necessary only. */
     ULONG rc = wpt_reserve(h, size, r);
     if (rc != ERROR_SUCCESS) return rc;
     /* bytes 0-7 are stored last, by message_end: until then they say "being written, by

@@ -110,7 +110,9 @@ ULONG wpptrace_get_last_error(void);
 /* Arguments: (PVOID, size_t) pairs; the list ends at the first NULL pointer.
  * Async-signal-safe (no lock, no allocation, no mapping): a signal handler may log, even while
  * its thread is inside TraceMessage. It never blocks: a full buffer pool drops the event
- * (ERROR_NOT_ENOUGH_MEMORY, counted in EventsLost). UnregisterTraceGuids waits for the
+ * (ERROR_NOT_ENOUGH_MEMORY, counted in EventsLost); so does a message too large for a buffer
+ * (ERROR_MORE_DATA, counted in EventsLost: 8 + the MessageFlags items + the arguments, 8-byte
+ * aligned, must not exceed BufferSize - 72). UnregisterTraceGuids waits for the
  * registration's callbacks running in other threads; registration and enabling take locks
  * (fork-safe: the child keeps a working provider) and are not async-signal-safe. */
 ULONG TraceMessage(TRACEHANDLE LoggerHandle, ULONG MessageFlags, LPCGUID MessageGuid,

@@ -148,8 +148,31 @@ def test_one_byte_too_large_is_more_data_and_writes_nothing(tmp_path, session_na
         assert P.trace_packed(s.handle, flags, GUID.bytes_le, 4, b"x" * (kb * 1024)) == P._lib.ERROR_MORE_DATA
         # the documented rule: argument sizes + 72 > BufferSize, whatever the flags
         assert P.trace_packed(s.handle, 0, None, 5, b"x" * (kb * 1024 - 71)) == P._lib.ERROR_MORE_DATA
-        assert s.query().EventsLost == 0        # too big is not "lost"
+        assert s.query().EventsLost == 4        # each refusal is lost, as Windows counts it
     assert [m.number for m in etlcheck.read(path).messages] == [1]
+
+
+@pytest.mark.parametrize("flags", [0, 0x2B, 0x0C, 0x21])
+def test_the_exact_size_limit(tmp_path, session_name, flags):
+    """The largest message: 8 (header) + its flags' items + the arguments, 8-byte aligned,
+    fill BufferSize - 72 (the WMI_BUFFER_HEADER); one byte more is ERROR_MORE_DATA and
+    counted in EventsLost. (The documented "arguments + 72 <= BufferSize" is not enough: with
+    BufferSize 1 KB, 945 to 952 bytes of arguments meet it and are refused.)"""
+    largest = 1024 - 72 - 8 - items_size(flags)
+    path = tmp_path / "limit.etl"
+    with TraceSession(session_name, path, BufferSize=1) as s:
+        P.TraceMessage(s.handle, flags, GUID, 1, b"x" * largest)
+        P.TraceMessageVa(s.handle, flags, GUID, 2, [b"x" * (largest - 1), b"y"])
+        assert s.query().EventsLost == 0
+        with pytest.raises(Win32Error) as err:
+            P.TraceMessage(s.handle, flags, GUID, 3, b"x" * (largest + 1))
+        assert err.value.winerror == P._lib.ERROR_MORE_DATA
+        assert P.trace_packed(s.handle, flags, GUID.bytes_le, 4, b"x" * (largest + 1)) == \
+            P._lib.ERROR_MORE_DATA
+        assert s.query().EventsLost == 2
+    messages = etlcheck.read(path).messages
+    assert [m.number for m in messages] == [1, 2]
+    assert all(m.size == 1024 - 72 for m in messages)
 
 
 def test_records_are_read_by_etl_parser_in_its_layout(tmp_path, session_name):

@@ -348,7 +348,8 @@ def test_same_format_at_two_sites_keeps_two_messages(pp, tmp_path) -> None:
 
 
 def test_a_message_larger_than_a_buffer_is_dropped_and_counted(app, pp, tmp_path) -> None:
-    """TraceMessage's rule: arguments + 72 > BufferSize -> ERROR_MORE_DATA, nothing written."""
+    """A message larger than a buffer: ERROR_MORE_DATA, nothing written, counted both in the
+    provider's events_dropped and in the session's EventsLost."""
     etl = tmp_path / "big.etl"
     with pp.etl_session(etl, buffer_kb=4) as session:
         app.trace.register()
@@ -356,6 +357,7 @@ def test_a_message_larger_than_a_buffer_is_dropped_and_counted(app, pp, tmp_path
             api.EnableTrace(True, 0xFFFFFFFF, 5, app.trace.guid, session)
             app.SITES["text"]("x" * 5000)
             app.SITES["text"]("fits")
+            assert api.ControlTrace(session, None, None, 0).EventsLost == 1  # QUERY
         finally:
             app.trace.unregister()
     stats = app.trace.stats()
