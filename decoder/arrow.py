@@ -36,6 +36,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from wpptrace._cliutil import reason
+
 from ._hazmat import COLUMNS, ColumnBuffers, constants, sizeof
 from .messages import DecodingRun, _paths, load_tmf, trace_level
 from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
@@ -43,7 +45,7 @@ from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
 __all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "portable",
            "PARQUET_OPTIONS", "ROW_GROUP_ROWS",
            "ArrowBuilder", "ArrowFileWriter", "ArrowRun", "to_arrow", "decode_range",
-           "issues_table", "DEFAULT_BATCH_ROWS", "MAX_BATCH_ROWS", "checked_batch_rows"]
+           "issues_table", "in_file_order", "DEFAULT_BATCH_ROWS", "MAX_BATCH_ROWS", "checked_batch_rows"]
 
 #: rows per record batch unless asked otherwise
 DEFAULT_BATCH_ROWS = 1 << 16
@@ -729,14 +731,16 @@ def to_arrow(paths: Any, tmf: Any = None, *, all_records: bool = False,
     WPP messages too (status ``record``); ``batch_rows``: rows per batch, 1 or more (else
     ValueError, before anything is read). The result is an
     ``ArrowRun``: iterate it once; its ``counters`` and ``issues`` (damage skipped, with
-    offsets) fill as it goes."""
+    offsets; a file that cannot be read at all, left out) fill as it goes."""
     return ArrowRun(_paths(paths), load_tmf(tmf), all_records=all_records,
                     batch_rows=batch_rows)
 
 
 class ArrowRun(DecodingRun):
     """The batches of ``to_arrow`` (iterate once), with the decoder's ``counters`` and the
-    files' ``issues`` (an Arrow table of ``ISSUES_SCHEMA``) once they are read."""
+    files' ``issues`` (an Arrow table of ``ISSUES_SCHEMA``) once they are read. A file that
+    cannot be read at all is left out, as ``wpptrace fmt`` leaves it out: one issue row, the
+    offset the reader stopped at (null if none), the reason fmt gives."""
 
     def __init__(self, paths: list[str], tmfset, *, all_records: bool = False,
                  batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -751,7 +755,7 @@ class ArrowRun(DecodingRun):
         self.builder = context.builder
         self.builder.batch_rows = batch_rows    # checked before any file is opened
         self.builder.all_records = all_records
-        super().__init__(paths, context.decoder)
+        super().__init__(paths, context.decoder, skip_unreadable=True)
         self.decoder.counters = FmtCounters()
         self.builder._etls = _Strings()
         #: issues found opening the files (the header, the buffer index), before decoding
@@ -767,11 +771,23 @@ class ArrowRun(DecodingRun):
 
     @property
     def issues(self) -> pa.Table:
-        return issues_table(self.errors)
+        """The problems so far (``errors``), each file's in file order."""
+        return issues_table(in_file_order(self.errors))
 
     def read_all(self) -> pa.Table:
         """Every batch as one table."""
         return pa.Table.from_batches(list(self), schema=SCHEMA)
+
+
+def in_file_order(issues: Iterable) -> list:
+    """``DecodeIssue``s file by file (in the order their files first come), each file's by
+    offset, as ``wpptrace fmt`` lists them: a run meets them in another order (the problems
+    found opening a file, its buffer index's, come before those of its buffers' records)."""
+    issues = list(issues)
+    files: dict[str, int] = {}
+    for issue in issues:
+        files.setdefault(issue.file, len(files))
+    return sorted(issues, key=lambda i: (files[i.file], -1 if i.offset is None else i.offset))
 
 
 def issues_table(issues: Iterable) -> pa.Table:
@@ -819,24 +835,16 @@ def decode_range(path: str, window: tuple[int | None, int | None] | None, tmfset
     try:
         run = ArrowRun([path], tmfset, all_records=all_records, window=window,
                        context=_context_for(tmfset))
-    except Exception as exc:
-        return SCHEMA.empty_table(), issues_table([(path, None, _reason(exc))])
+    except Exception as exc:         # (an unreadable file is an issue of the run: not here)
+        return SCHEMA.empty_table(), issues_table([(path, None, reason(exc))])
     try:
         table = pa.Table.from_batches(list(run), schema=SCHEMA)
     except Exception as exc:         # a defect, not the input's: still one issue, not a failed job
         run.close()
         _LOCAL.context = None        # its state may be half updated: the next call starts anew
-        return SCHEMA.empty_table(), issues_table([(path, None, f"decoding failed: {_reason(exc)}")])
-    issues = run.issues
+        return SCHEMA.empty_table(), issues_table([(path, None, f"decoding failed: {reason(exc)}")])
+    issues = run.errors
     if window is not None and window[0] is not None:
         # what opening the file found is the first window's to report, not every window's
-        issues = issues.slice(run.opening_issues)
-    return table, issues
-
-
-def _reason(exc: BaseException) -> str:
-    name = getattr(exc, "name", None)
-    text = getattr(exc, "strerror", None)
-    if name and text:
-        return f"{text.rstrip('.')} ({name})" if name not in text else text
-    return str(exc) or type(exc).__name__
+        issues = issues[run.opening_issues:]
+    return table, issues_table(in_file_order(issues))

@@ -249,14 +249,43 @@ def open_files(paths: Sequence[str]) -> list:
     return files
 
 
+def open_readable(paths: Sequence[str]) -> tuple[list, list]:
+    """``EtlFile``s for the ``paths`` that can be read, and a ``DecodeIssue`` for each that
+    cannot (what ``wpptrace fmt`` says of it, ``_cliutil.input_issue``), both in the order
+    given."""
+    from wpptrace._cliutil import input_issue
+
+    from .etlfile import EtlFile
+    from .records import DecodeIssue
+
+    files: list = []
+    unreadable: list = []
+    try:
+        for path in paths:
+            try:
+                files.append(EtlFile(path))
+            except (OSError, ValueError) as exc:
+                unreadable.append(DecodeIssue(path, *input_issue(path, exc)))
+    except BaseException:
+        for etl in files:
+            etl.close()
+        raise
+    return files, unreadable
+
+
 class DecodingRun:
     """What one decoding run of whole files yields, iterated once (also in a ``with`` block).
     ``counters`` (messages, unknown, format errors...) and ``errors`` (damage skipped in the
-    files, with offsets) fill as it goes; the files close when the items run out."""
+    files, with offsets) fill as it goes; the files close when the items run out.
+    ``skip_unreadable``: a file that cannot be opened is left out and is an error of the run
+    (else it raises, the files opened before it closed)."""
 
-    def __init__(self, paths: Sequence[str], decoder: Any) -> None:
+    def __init__(self, paths: Sequence[str], decoder: Any, *, skip_unreadable: bool = False) -> None:
         self.decoder = decoder
-        self._files = open_files(paths)
+        if skip_unreadable:
+            self._files, self._unreadable = open_readable(paths)
+        else:
+            self._files, self._unreadable = open_files(paths), []
         self._items: Iterator[Any] = iter(())
 
     def _start(self, items: Iterator[Any]) -> None:
@@ -275,8 +304,9 @@ class DecodingRun:
 
     @property
     def errors(self) -> list:
-        """The damage skipped in the files so far (``DecodeIssue``: file, offset, what)."""
-        return [issue for etl in self._files for issue in etl.errors]
+        """The files left out (``skip_unreadable``), then the damage skipped in the files so
+        far, file by file, in the order it was met (``DecodeIssue``: file, offset, what)."""
+        return [*self._unreadable, *(issue for etl in self._files for issue in etl.errors)]
 
     def __iter__(self) -> Iterator[Any]:
         return self._items

@@ -113,6 +113,8 @@ class DecodeIssue:
     message: str
 
     def __str__(self) -> str:
+        if self.offset is None:             # (a file that could not be opened at all)
+            return f"{self.file}: {self.message}"
         return f"{self.file}: offset {self.offset:#x}: {self.message}"
 
 

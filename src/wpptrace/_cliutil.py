@@ -124,6 +124,21 @@ def input_problem(path: str, exc: BaseException) -> str:
     return f"{path}: cannot read: {reason(exc, path)}"
 
 
+def input_issue(path: str, exc: BaseException) -> tuple[int | None, str]:
+    """An input that could not be opened as an issue row: (the byte offset the reader's error
+    names, None when it names none; ``input_problem``'s text after the file's name, that
+    offset left out), so the row and fmt's line say the same."""
+    text = input_problem(path, exc)[len(path) + 2:]
+    head = "cannot read: offset 0x"
+    if text.startswith(head):
+        number, _sep, rest = text[len(head):].partition(": ")
+        try:
+            return int(number, 16), f"cannot read: {rest}"
+        except ValueError:
+            pass
+    return None, text
+
+
 def complain(command: str, message: object) -> None:
     """``wpptrace <command>: <message>`` on stderr."""
     print(f"wpptrace {command}: {message}", file=sys.stderr)
