@@ -187,7 +187,8 @@ class Capture:
         self.strict = bool(strict)
         self.name = _safe_name(name) if name else f"capture-{os.getpid()}-{next(_counter)}"
         self.keep_requested = bool(keep)
-        self.keep_dir = os.fspath(keep_dir) if keep_dir is not None else None
+        # (a relative folder is the working directory's when made: a test may change it)
+        self.keep_dir = os.path.abspath(keep_dir) if keep_dir is not None else None
         self._tmf = tmf
         self._targets = [_target(t) for t in targets]
         self._logger = None
@@ -479,7 +480,8 @@ def capture(*providers: Any, level: int = TRACE_LEVEL_VERBOSE, flags: Any = ALL_
     Logger), whose level is lowered to ``level`` meanwhile if it is higher. ``strict``: trace
     calls that cannot be written raise instead of being dropped (the providers' strict mode).
     ``tmf``: more TMF data (directories, files, PDBs), as ``wpptrace fmt`` takes them.
-    ``name``: the kept folder's name; ``keep``/``keep_dir``: keep the capture always / where.
+    ``name``: the kept folder's name; ``keep``/``keep_dir``: keep the capture always / where (a
+    relative ``keep_dir`` is taken from the working directory when the capture is made).
     """
     return Capture(*providers, level=level, flags=flags, logging=logging, strict=strict, tmf=tmf,
                    name=name, keep=keep, keep_dir=keep_dir)
@@ -494,7 +496,8 @@ class CaptureFactory:
     def __init__(self, name: str, keep_dir: "str | os.PathLike[str] | None" = None,
                  keep_all: bool = False) -> None:
         self.name = _test_name(name)
-        self.keep_dir = os.fspath(keep_dir) if keep_dir is not None else None
+        # (a relative folder is the working directory's when made: a test may change it)
+        self.keep_dir = os.path.abspath(keep_dir) if keep_dir is not None else None
         self.keep_all = keep_all
         self.captures: list[Capture] = []
 

@@ -306,6 +306,20 @@ def test_keep_writes_the_folder_on_request(tmp_path: pathlib.Path) -> None:
     assert [p.stem for p in tmfs] == [str(cap.messages[0].guid)]
 
 
+def test_a_relative_keep_dir_is_the_working_directory_s_when_the_capture_is_made(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative ``keep_dir`` names the folder of the working directory the capture was made
+    in, even if the code under test changes directory before the capture is kept."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    with capture(trace, keep=True, keep_dir="kept", name="moved") as cap:
+        os.chdir(tmp_path / "elsewhere")
+        copy_file(1, "moved")
+    assert cap.kept == str(tmp_path / "run" / "kept" / "moved")
+    assert not (tmp_path / "elsewhere" / "kept").exists()
+
+
 # -- assertions ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
