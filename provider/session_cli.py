@@ -719,7 +719,7 @@ def add_subcommands(sub) -> None:
                          "session started with EVENT_TRACE_USE_MS_FLUSH_TIMER, which query "
                          "shows in ms)")
     up.add_argument("--max-buffers", type=int, metavar="N", help="raise the buffer pool limit")
-    up.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="continue in a new .etl file")
+    up.add_argument("-f", "--file", dest="logfile", metavar="FILE", help="continue in a new .etl file (an existing FILE is replaced, as tracelog does)")
     en = sub.add_parser("enable", help="enable providers (in every process) on a session",
                         description="Enable providers on a running session: every process that "
                                     "registers one of these control GUIDs, now or later, logs its "
@@ -787,7 +787,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         elif action == "flush":
             lines = flush(args.name)
         elif action == "update":
+            # (said once the switch succeeded: a failed update replaced nothing)
+            replacing = args.logfile is not None and os.path.isfile(args.logfile)
             lines = update(args.name, args.flush_timer, args.max_buffers, args.logfile)
+            if replacing:
+                print(f"wpptrace session update: replacing existing {os.path.abspath(args.logfile)}",
+                      file=err)
         else:
             lines = listing() or ["no session is running"]
     except SessionError as exc:

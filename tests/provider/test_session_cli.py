@@ -561,6 +561,24 @@ def test_session_start_over_an_existing_file_replaces_it_and_says_so(tmp_path, s
     assert "an existing FILE is replaced, as tracelog does; give another name to keep it" in text
 
 
+def test_session_update_to_an_existing_file_replaces_it_and_says_so(tmp_path, session_name):
+    """``session update -f FILE`` switching to an existing FILE replaces it, and says so in one
+    stderr line, as ``session start`` does; to a new file it says nothing."""
+    wpptrace("session", "start", session_name, "-f", str(tmp_path / "first.etl"))
+    try:
+        earlier = tmp_path / "earlier.etl"
+        earlier.write_bytes(b"an earlier trace")
+        res = wpptrace("session", "update", session_name, "-f", str(earlier))
+        assert res.stderr == f"wpptrace session update: replacing existing {earlier}\n"
+        res = wpptrace("session", "update", session_name, "-f", str(tmp_path / "fresh.etl"))
+        assert res.stderr == ""
+    finally:
+        wpptrace("session", "stop", session_name)
+    assert etlcheck.read(earlier).header["EndTime"]     # the session's file, not the earlier one
+    text = " ".join(wpptrace("session", "update", "--help").stdout.split())
+    assert "an existing FILE is replaced, as tracelog does" in text
+
+
 def test_tracelog_help_says_what_each_exit_status_means():
     """The help says the exit statuses tracelog gives: 2 for bad usage, as argparse's own
     refusals (an unknown option, a wrong number) and every other command of the project."""
