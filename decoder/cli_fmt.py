@@ -415,8 +415,8 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             # inputs' read problems are issues, never raised): the run has no output
             where = "standard output" if opts.output in (None, "-") else opts.output
             print(f"{opts.prog}: error: {where}: cannot write: {reason(as_win32(exc))}", file=err)
-            if not owned:
-                _drop_unwritten(out)
+            if not owned and opts.hold_heap:   # (a command line's own process: a library
+                _drop_unwritten(out)            # caller's stream and descriptor are its own)
             for inp in inputs:
                 inp.close()
             return EXIT_FAILURE

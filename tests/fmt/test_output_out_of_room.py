@@ -6,6 +6,7 @@ device``, no file named. Every output format, ``-j 1`` and ``-j 2``, a file and 
 output."""
 from __future__ import annotations
 
+import io
 import os
 import resource
 import subprocess
@@ -48,6 +49,26 @@ def test_standard_output_on_a_full_disk_is_named_so(form, driver):
         done = _fmt([etl, "-p", tmf, "-f", form], stdout=full)
     assert done.returncode == 1
     assert done.stderr == f"wpptrace fmt: error: standard output: {DISK_FULL}\n"
+
+
+def test_a_library_callers_full_stream_is_left_as_it_is(driver):
+    """run_fmt called by a program writing to a stream of its own that fills: the same one
+    line and exit status, and the caller's stream still writes where it did (only the
+    command line's own standard output is pointed at /dev/null, so that its exit does not
+    fail again on what it still buffers)."""
+    from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+
+    etl, tmf = driver
+    err = io.StringIO()
+    full = open("/dev/full", "w")
+    before = os.fstat(full.fileno()).st_rdev
+    code = run_fmt(FmtOptions(files=[str(etl)], tmf_dirs=[str(tmf)], output_format="jsonl"),
+                   out=full, err=err)
+    assert code == 1 and err.getvalue().endswith(f": standard output: {DISK_FULL}\n")
+    assert os.fstat(full.fileno()).st_rdev == before
+    with pytest.raises(OSError):
+        full.close()                         # still /dev/full: its buffer is the caller's
+    assert full.closed
 
 
 @pytest.mark.parametrize("form", FORMATS)
