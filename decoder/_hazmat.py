@@ -216,7 +216,7 @@ def _result(res) -> SimpleNamespace:
     return SimpleNamespace(by_kind=list(res.by_kind), errors=res.errors,
                            skipped_bytes=res.skipped_bytes, error=res.error,
                            error_offset=res.error_offset, last_timestamp=res.last_timestamp,
-                           end_offset=res.end_offset,
+                           end_offset=res.end_offset, ends_damaged=bool(res.ends_damaged),
                            max_timestamp=res.max_timestamp if res.timed else None)
 
 
@@ -224,7 +224,7 @@ def walk_records(data, start: int, end: int, last_timestamp: int,
                  collect: bool) -> tuple[list[tuple], SimpleNamespace]:
     """The C walker over data[start:end): flat ``RECORD`` tuples (none if not ``collect``)
     and the walk's totals (by_kind, errors, skipped_bytes, error, error_offset,
-    last_timestamp, end_offset)."""
+    last_timestamp, end_offset, ends_damaged)."""
     src = ffi.from_buffer(data)
     scratch = _scratch()
     res = scratch.result

@@ -131,6 +131,9 @@ class Buffer(BufferInfo):
     _last_timestamp: int = 0
     _source: str = ""
     _read_issues: int = -1                   # issues found reading it (before any walk)
+    #: where FilledBytes/SavedOffset say the events end when the file ends before that (a
+    #: truncated file: the records past its end are lost), else 0
+    events_cut_at: int = 0
     #: (start, end, last timestamp before start) of each record range walk() found: the events
     #: up to FilledBytes, plus the tail past it when records chain cleanly to the buffer end.
     ranges: list[tuple[int, int, int]] = field(default_factory=list)
@@ -174,6 +177,8 @@ class Buffer(BufferInfo):
         if start > BUFFER_HEADER_SIZE:      # the damaged header record (reported on opening)
             self.stats.errors += 1
             self.stats.skipped_bytes += start - BUFFER_HEADER_SIZE
+        if self.events_cut_at and self._lost_past_cut():
+            self.stats.errors += 1          # the records past the file's end: one damaged record
         # records past FilledBytes: only if they chain cleanly to the end of the buffer
         # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
         tail = (self.records_end + 7) & ~7
@@ -195,6 +200,16 @@ class Buffer(BufferInfo):
                 self.stats.max_timestamp = extra.max_timestamp
             tuples.extend(more)
         return tuples
+
+    def _lost_past_cut(self) -> bool:
+        """Did the file's end cut off records the walk has not counted? Not when the walk
+        ended skipping damage up to the cut (a record cut in two: counted once), nor when
+        it passed the cut whole (inside the last record's 8-byte alignment) and too few
+        bytes are missing to hold another record."""
+        st = self.stats
+        if st.ends_damaged:
+            return False
+        return st.end_offset < self.records_end or self.events_cut_at - self.records_end >= 8
 
     @property
     def _where(self) -> str:
@@ -270,7 +285,7 @@ def records_stop(info: BufferInfo, size: int) -> int | None:
 
 def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timestamp: int = 0,
            limit: int = MAX_BUFFER_SIZE, expandable: bool = True,
-           end: int | None = None, start: int | None = None) -> Buffer:
+           end: int | None = None, start: int | None = None, cut: bool = False) -> Buffer:
     """``raw`` (the buffer as stored or received) as a Buffer ready to walk.
 
     A compressed buffer (never the header buffer) is expanded (``limit``: see ``expand``);
@@ -279,11 +294,13 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
     (``not_a_buffer_header``). The events end at ``end`` if given, else at the
     larger of SavedOffset and FilledBytes (buffer 0 holds records past SavedOffset in real
     files), within the bytes there are. They start at ``start`` if given (a damaged
-    log-file header record skipped), else right after the buffer header."""
+    log-file header record skipped), else right after the buffer header. ``cut``: the file
+    ends inside this buffer (it is truncated): events said to run past its end are lost, and
+    the walk counts them as one damaged record."""
     issues: list[DecodeIssue] = []
     where = f"buffer {info.index}: " if info.index >= 0 else ""
     base = max(info.file_offset, 0)
-    unreadable = False
+    unreadable, cut_at = False, 0
     junk = not_a_buffer_header(info)
     if junk is not None:
         # its records would be read by what junk says of them: none is kept
@@ -300,8 +317,15 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
         data = raw if isinstance(raw, bytes) else bytes(raw)
         stop = records_stop(info, len(data))
         if stop is None:
-            if len(data) == info.size_on_disk and not info.is_header:
-                found = max(info.saved_offset, info.filled_bytes)
+            found = max(info.saved_offset, info.filled_bytes)
+            if cut:
+                cut_at = found
+                issues.append(DecodeIssue(source, base + len(data),
+                                          f"{where}expected the events to end at {found:#x} "
+                                          f"(FilledBytes/SavedOffset), the file ends "
+                                          f"{len(data):#x} bytes into the buffer; the events "
+                                          f"past its end are lost"))
+            elif len(data) == info.size_on_disk and not info.is_header:
                 issues.append(DecodeIssue(source, base + _FILLED_BYTES,
                                           f"{where}expected FilledBytes/SavedOffset at most the "
                                           f"buffer size {info.size_on_disk:#x}, found {found:#x}"))
@@ -310,7 +334,7 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
         stop = min(end, len(data))
     begin = BUFFER_HEADER_SIZE if start is None or unreadable else min(start, stop)
     return Buffer(**info.__dict__, data=data, records_end=stop, records_start=begin,
-                  pointer_size=pointer_size,
+                  pointer_size=pointer_size, events_cut_at=cut_at,
                   issues=issues, unreadable=unreadable, _last_timestamp=last_timestamp,
                   _source=source)
 

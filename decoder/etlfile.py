@@ -916,8 +916,10 @@ class EtlFile(ReadLog):
                         f"buffer {info.index}: BufferFlag {info.flags:#x} says compressed in an "
                         f"uncompressed file; read as uncompressed")
             info = replace(info, compressed=False)
+        whole = _buffer_size_of(raw) if self.compressed else self.buffer_stride
+        cut = len(raw) < whole and info.file_offset + len(raw) >= self.file_size
         return decode(raw, info, source=self.name, pointer_size=self.pointer_size,
-                      last_timestamp=last_timestamp,
+                      last_timestamp=last_timestamp, cut=cut,
                       start=self.header_record_end if info.index == 0 else None,
                       limit=self.buffer_stride if self.header.valid else MAX_BUFFER_SIZE,
                       expandable=self.compression_format not in UNSUPPORTED_COMPRESSION)

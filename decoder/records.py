@@ -320,11 +320,12 @@ class Record:
 
 
 class WalkStats:
-    """Totals of one walk: records by kind, problems, bytes skipped, last timestamp, and the
-    latest timestamp of its records (None: no record)."""
+    """Totals of one walk: records by kind, problems, bytes skipped, last timestamp, the
+    latest timestamp of its records (None: no record), and whether it ended skipping damage
+    up to its end (a record cut off there is counted so) rather than on a record boundary."""
 
     __slots__ = ("by_kind", "errors", "skipped_bytes", "first_error", "first_error_offset",
-                 "last_timestamp", "end_offset", "max_timestamp")
+                 "last_timestamp", "end_offset", "max_timestamp", "ends_damaged")
 
     def __init__(self) -> None:
         self.by_kind = [0] * len(KINDS)
@@ -335,6 +336,7 @@ class WalkStats:
         self.last_timestamp = 0
         self.end_offset = 0
         self.max_timestamp = None
+        self.ends_damaged = False
 
 
 def walk(data, start: int, end: int, last_timestamp: int = 0,
@@ -364,6 +366,7 @@ def walk_stats(res) -> WalkStats:
     stats.last_timestamp = res.last_timestamp
     stats.end_offset = res.end_offset
     stats.max_timestamp = res.max_timestamp
+    stats.ends_damaged = bool(res.ends_damaged)
     return stats
 
 

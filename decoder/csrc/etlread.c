@@ -344,7 +344,7 @@ static uint32_t resync(const uint8_t *buf, uint32_t end, uint32_t last_good, uin
 uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
                     etlrd_record *out, uint32_t max_records, etlrd_walk_result *res)
 {
-    uint32_t off = start, n = 0, last_good = ~0u;
+    uint32_t off = start, n = 0, last_good = ~0u, damaged_to_end = 0;
     int64_t ts = res->last_timestamp;
     res->count = 0;
     res->more = 0;
@@ -371,6 +371,7 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
                 res->skipped_bytes += p - off;
             last_good = ~0u;
             off = p;
+            damaged_to_end = p >= end || end - p < 4;
             continue;
         }
         if (n >= max_records && out) {
@@ -393,9 +394,11 @@ uint32_t etlrd_walk(const uint8_t *buf, uint32_t end, uint32_t start,
         }
         last_good = off;
         off += ALIGN8(size);
+        damaged_to_end = 0;
     }
     res->count = n;
     res->end_offset = off < end ? off : end;
+    res->ends_damaged = damaged_to_end;
     res->last_timestamp = ts;
     return n;
 }

@@ -77,7 +77,8 @@ typedef struct {
     uint32_t resync_point;    /* the walk's own state between calls (zero like the rest) */
     int64_t  max_timestamp;   /* out: the latest time of the records walked, if timed */
     uint32_t timed;           /* out: records walked (each with a time, own or carried) */
-    uint32_t reserved_timed;
+    uint32_t ends_damaged;    /* out: 1 if the walk ended skipping damage up to end (a record
+                               * cut off there is counted so), 0 if on a record boundary */
 } etlrd_walk_result;
 
 /* Walk the records of buf[start:end). Writes at most max_records records (out may be NULL

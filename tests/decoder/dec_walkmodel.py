@@ -146,6 +146,7 @@ def walk(buf: bytes, start: int, end: int, chunk: int) -> dict:
     """The walk as a caller sees it when it asks for at most ``chunk`` records per call
     and continues from where each call stopped."""
     out = {"offsets": [], "errors": 0, "skipped": 0, "first_error": 0, "first_offset": 0}
+    damaged_to_end = False            # the walk ends skipping damage up to end
 
     def note(code: int, at: int) -> None:
         if not out["errors"]:
@@ -162,6 +163,7 @@ def walk(buf: bytes, start: int, end: int, chunk: int) -> dict:
             p = resume_point(buf, end, last_good, off)
             out["skipped"] += max(p - off, 0)
             last_good, off = None, p
+            damaged_to_end = p >= end or end - p < 4
             continue
         if in_call == chunk:              # the caller's array is full: a new call
             in_call, last_good = 0, None
@@ -174,5 +176,7 @@ def walk(buf: bytes, start: int, end: int, chunk: int) -> dict:
             in_call += 1
         last_good = off
         off += align8(size)
+        damaged_to_end = False
     out["end"] = min(off, end)
+    out["ends_damaged"] = damaged_to_end
     return out

@@ -31,7 +31,8 @@ def c_walk(data: bytes, start: int, chunk: int) -> dict:
             break
         pos = res.end_offset
     return {"offsets": offsets, "errors": res.errors, "skipped": res.skipped_bytes,
-            "first_error": res.error, "first_offset": res.error_offset, "end": res.end_offset}
+            "first_error": res.error, "first_offset": res.error_offset, "end": res.end_offset,
+            "ends_damaged": bool(res.ends_damaged)}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
