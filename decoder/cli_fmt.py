@@ -306,6 +306,18 @@ def _binary(stream):
     return buffer
 
 
+def _columnar_option_given(opts: FmtOptions) -> str | None:
+    """The first option given that only -f parquet and -f arrow take, when the format is
+    another (it would do nothing there: refused, not silently ignored), else None."""
+    if opts.output_format in COLUMNAR:
+        return None
+    if opts.all_records:
+        return "--all-records"
+    if opts.batch_rows is not None:
+        return "--batch-rows"
+    return None
+
+
 def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Decode ``opts.files`` (or a live session) and write the chosen outputs. Returns the exit code."""
     from .prefix import DEFAULT_PREFIX, SEQUENCE_PREFIX, PrefixTemplate, prefix_from_environment
@@ -323,8 +335,9 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     elif not opts.files:
         print(f"{opts.prog}: error: no .etl file given", file=err)
         return EXIT_USAGE
-    if opts.batch_rows is not None and opts.output_format not in COLUMNAR:
-        print(f"{opts.prog}: error: --batch-rows is for -f parquet and -f arrow, not "
+    columnar_only = _columnar_option_given(opts)
+    if columnar_only is not None:
+        print(f"{opts.prog}: error: {columnar_only} is for -f parquet and -f arrow, not "
               f"-f {opts.output_format}", file=err)
         return EXIT_USAGE
     # -display copies the text to stdout, unless the output is where stdout goes (-o /dev/stdout,

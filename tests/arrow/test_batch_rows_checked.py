@@ -80,3 +80,22 @@ def test_batch_rows_with_a_text_format_is_a_usage_error(form, fmt_data, capture,
     assert code == 2 and stdout == ""
     assert err == f"wpptrace fmt: error: --batch-rows is for -f parquet and -f arrow, not -f {form}\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize("form", ["text", "csv", "jsonl"])
+def test_all_records_with_a_text_format_is_a_usage_error(form, fmt_data, capture, tmp_path):
+    """--all-records adds rows to parquet/arrow only: with a text format it did nothing, silently."""
+    out = tmp_path / "out.txt"
+    code, stdout, err = fmt([capture], [fmt_data / "tmf"], form, str(out), all_records=True)
+    assert code == 2 and stdout == ""
+    assert err == f"wpptrace fmt: error: --all-records is for -f parquet and -f arrow, not -f {form}\n"
+    assert not out.exists()
+
+
+def test_fmt_command_line_all_records_with_text_is_refused(fmt_data, capture, tmp_path, capsys):
+    out = tmp_path / "out.txt"
+    assert main(["fmt", str(capture), "-p", str(fmt_data / "tmf"), "-o", str(out),
+                 "--all-records"]) == 2
+    assert capsys.readouterr().err == ("wpptrace fmt: error: --all-records is for -f parquet and "
+                                       "-f arrow, not -f text\n")
+    assert not out.exists()
