@@ -234,29 +234,12 @@ def _paths(path: Any) -> list[str]:
     return [os.fspath(p) for p in path]
 
 
-def open_files(paths: Sequence[str]) -> list:
-    """``EtlFile``s for ``paths``; those already opened are closed if one fails."""
+def open_files(paths: Sequence[str], *, skip_unreadable: bool = False) -> tuple[list, list]:
+    """``EtlFile``s for ``paths``, and a ``DecodeIssue`` for each left out, both in the order
+    given. A file that cannot be opened raises (those already opened closed), or with
+    ``skip_unreadable`` is left out and said as ``wpptrace fmt`` says it
+    (``_cliutil.input_issue``)."""
     from .etlfile import EtlFile
-
-    files: list = []
-    try:
-        for path in paths:
-            files.append(EtlFile(path))
-    except BaseException:
-        for etl in files:
-            etl.close()
-        raise
-    return files
-
-
-def open_readable(paths: Sequence[str]) -> tuple[list, list]:
-    """``EtlFile``s for the ``paths`` that can be read, and a ``DecodeIssue`` for each that
-    cannot (what ``wpptrace fmt`` says of it, ``_cliutil.input_issue``), both in the order
-    given."""
-    from wpptrace._cliutil import input_issue
-
-    from .etlfile import EtlFile
-    from .records import DecodeIssue
 
     files: list = []
     unreadable: list = []
@@ -265,6 +248,12 @@ def open_readable(paths: Sequence[str]) -> tuple[list, list]:
             try:
                 files.append(EtlFile(path))
             except (OSError, ValueError) as exc:
+                if not skip_unreadable:
+                    raise
+                from wpptrace._cliutil import input_issue
+
+                from .records import DecodeIssue
+
                 unreadable.append(DecodeIssue(path, *input_issue(path, exc)))
     except BaseException:
         for etl in files:
@@ -282,10 +271,7 @@ class DecodingRun:
 
     def __init__(self, paths: Sequence[str], decoder: Any, *, skip_unreadable: bool = False) -> None:
         self.decoder = decoder
-        if skip_unreadable:
-            self._files, self._unreadable = open_readable(paths)
-        else:
-            self._files, self._unreadable = open_files(paths), []
+        self._files, self._unreadable = open_files(paths, skip_unreadable=skip_unreadable)
         self._items: Iterator[Any] = iter(())
 
     def _start(self, items: Iterator[Any]) -> None:
@@ -386,7 +372,7 @@ def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
     from .wpp_rows import RowView
 
     decoder = WppDecoder(load_tmf(tmf))
-    files = open_files(_paths(path))
+    files = open_files(_paths(path))[0]
     try:
         view = RowView()
         chunks = merge_sources([(FileSource(etl), view) for etl in files])
