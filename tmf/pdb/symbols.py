@@ -16,6 +16,7 @@ file is still read; with ``tolerant=False`` it raises instead.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import re
 import struct
@@ -23,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
+from ..errors import TmfError
 from .msf import MsfFile, MsfStream, PdbError, Source
 from .types import read_enums
 
@@ -141,6 +143,7 @@ class PdbTraceInfo:
     control_guids: list[ControlGuidRecord] = field(default_factory=list)  # TMC:
     enums: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)  # ItemEnum types (TPI)
     duplicates: int = 0  # identical TMF: records dropped (inlined/template copies)
+    damaged_messages: int = 0  # TMF: records skipped as damaged (each also an issue, or dropped)
     other_annotations: int = 0  # S_ANNOTATION records that are not TMF:/TMC:
     issues: list[PdbError] = field(default_factory=list)
     # problems met past the first MAX_ISSUES_PER_FILE, counted only (a PDB of millions of
@@ -500,7 +503,9 @@ class _PdbReader:
     def _tmf(self, a: Annotation, s: MsfStream) -> None:
         try:
             message = message_from_annotation(a)
+            _check_reads_back(message)
         except ValueError as exc:
+            self.info.damaged_messages += 1
             self.issue(self.error(str(exc), s, a.stream_offset,
                                   "'TMF:', '<guid> <component> // SRC=...', '#typev <name> <number> ...', ..."))
             return
@@ -526,6 +531,12 @@ class _PdbReader:
             self.issue(self.error(f"TMC: control GUID {body[0][:40]!r} is not a GUID", s, a.stream_offset,
                                   "'xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx'"))
             return
+        bad = next((i for i, string in enumerate(body[1:], 3) if not _is_word(string)), None)
+        if bad is not None:   # written one per line into .tmc and .mof: a line break would add lines
+            self.issue(self.error(f"TMC: annotation string {bad} is not one word (a blank, line break, "
+                                  f"quote or control character)", s, a.stream_offset,
+                                  "a control name and flag names, each a C identifier"))
+            return
         self.info.control_guids.append(
             ControlGuidRecord(guid, body[0].strip(), body[1], tuple(body[2:]), public, a))
 
@@ -544,23 +555,64 @@ def message_from_annotation(a: Annotation) -> TraceMessageRecord:
         body.pop()
     if len(body) < 2:
         raise ValueError(f"TMF: annotation with {len(body)} strings, too few for a message")
-    header = body[0]
+    for number, string in enumerate(body, 2):
+        if "\n" in string or "\r" in string:   # one string is one line: a break would write others
+            raise ValueError(f"TMF: annotation string {number} holds a line break (CR or LF)")
+    guid_text, *rest = body[0].split(None, 1) or [""]
     try:
-        guid = uuid.UUID(header.split(None, 1)[0])
-    except (ValueError, IndexError):
-        raise ValueError(f"TMF: annotation header {header[:60]!r} does not start with a GUID") from None
+        guid = uuid.UUID(guid_text)
+    except ValueError:
+        raise ValueError(f"TMF: annotation header {body[0][:60]!r} does not start with a GUID") from None
+    # uuid.UUID also takes "urn:uuid:...", braces and 32 bare digits: the file gets the form TMF readers take
+    header = " ".join((str(guid), *rest))
     typev_at = next((i for i, line in enumerate(body[1:], 1) if _TYPEV.match(line)), None)
     if typev_at is None:
         raise ValueError("TMF: annotation has no '#typev <name> <number>' line")
     number = int(_TYPEV.match(body[typev_at]).group(2))  # type: ignore[union-attr]
     lines = body[1:]
-    if a.procedure and not _has_func(lines[typev_at - 1]):
-        lines[typev_at - 1] += f" FUNC={a.procedure}"
+    if a.procedure:
+        trailer = _trailer(lines[typev_at - 1])
+        if "//" not in trailer:
+            lines[typev_at - 1] += f" //   FUNC={a.procedure}"
+        elif not _FUNC_KEY.search(trailer):
+            lines[typev_at - 1] += f" FUNC={a.procedure}"
     return TraceMessageRecord(guid, number, header, tuple(lines), public, a)
 
 
-def _has_func(typev_line: str) -> bool:
-    """True if the ``#typev`` line's trailer (after the format's closing quote) has a FUNC= key."""
+def _is_word(text: str) -> bool:
+    """A name that is one word on a line: not empty; no blank, quote, backslash or control character."""
+    return bool(text) and text.isprintable() and not any(ch.isspace() or ch in '"\\' for ch in text)
+
+
+def _trailer(typev_line: str) -> str:
+    """What follows the format's closing quote on a ``#typev`` line."""
     quote = typev_line.rfind('"')
-    trailer = typev_line[quote + 1:] if quote >= 0 else typev_line
-    return _FUNC_KEY.search(trailer) is not None
+    return typev_line[quote + 1:] if quote >= 0 else typev_line
+
+
+@functools.cache
+def _reader():
+    """The TMF reader's entry parser and binary-data check (imported when a PDB has a message)."""
+    from ..grammar import iter_entries
+    from ..loader import not_tmf_text
+
+    return iter_entries, not_tmf_text
+
+
+def _check_reads_back(message: TraceMessageRecord) -> None:
+    """Raise ValueError unless our TMF reader reads ``message.text`` as that one message: a
+    record it would refuse (or read as other messages) is damaged, not written."""
+    iter_entries, not_tmf_text = _reader()
+    text = message.text
+    try:
+        refused = not_tmf_text(text)
+        if refused is not None:
+            raise refused
+        found = [(m.guid, m.number) for m in iter_entries(text)]
+    except TmfError as err:
+        where = f"string {err.line + 1}, column {err.column}: " if err.line else ""
+        expected = f" (expected {err.expected})" if err.expected and "expected" not in err.message else ""
+        raise ValueError(f"TMF: annotation refused by the TMF reader: {where}{err.message}{expected}") from None
+    if found != [(message.guid, message.number)]:
+        raise ValueError(f"TMF: annotation holds {len(found)} messages, expected one "
+                         f"({message.guid} number {message.number})")

@@ -128,6 +128,10 @@ class _FieldLists:
             if name is None:
                 raise _error(msf, stream, offset + 4 + pos, "enumerator name runs past the record",
                              "a NUL-terminated name")
+            if not name or not name.isprintable() or any(ch.isspace() or ch == "," for ch in name):
+                # written as a "<name>,0x<value>" line: a blank, comma or line break would break it
+                raise _error(msf, stream, offset + 4 + pos, f"enumerator name {name[:40]!r} is not one word",
+                             "a C identifier")
             members.append((name, value))
             pos = payload.index(b"\0", pos) + 1
         result = (tuple(members), continuation)
