@@ -3,13 +3,15 @@
 tracepdb writes one ``<message-guid>.tmf`` per message GUID and a ``<module>.mof`` describing
 the control GUIDs and their flags (the layout below is the one in the corpus's real tracepdb
 ``.mof`` files, quirks included). Files are overwritten unless ``--append`` asks for
-tracepdb's habit of appending to an existing ``<guid>.tmf``.
+tracepdb's habit of appending to an existing ``<guid>.tmf``; PDBs of one run that share a
+message GUID append to the ``<guid>.tmf`` the first of them wrote.
 The ``Last Updated`` time is now, or ``SOURCE_DATE_EPOCH`` / ``--timestamp`` for reproducible output.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import errno
 import os
 import pathlib
 import uuid
@@ -101,13 +103,18 @@ def _mof_list(name: str, values: list[str], tail: str) -> str:
 
 def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
                     updated: _dt.datetime | None = None, mof: bool = True,
-                    append: bool = False, tmc: bool = False) -> list[pathlib.Path]:
+                    append: bool = False, tmc: bool = False,
+                    written: "set[pathlib.Path] | None" = None) -> list[pathlib.Path]:
     """Write ``<guid>.tmf`` per message GUID (and ``<pdb>.mof``) into ``out_dir``; return the paths.
 
     ``tmc=True`` also writes ``<control-guid>.tmc`` per control GUID, as ``tracepdb -c`` does.
 
     ``append=True`` does what tracepdb does with an existing ``<guid>.tmf``: adds the
     ``// PDB:`` lines and the messages again, without a second GUID line.
+
+    ``written``: the ``<guid>.tmf`` files earlier PDBs of the same run wrote (updated here).
+    Such a file is appended to whole, GUID line included (the line names this PDB's source
+    file), so PDBs sharing a message GUID all end up in it, as with tracepdb.
 
     Raises ``OutputRefused`` before writing anything if a file to write is the PDB itself;
     each file is written whole or not at all, with the PDB's permissions at most.
@@ -116,9 +123,13 @@ def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
     planned: list[tuple[pathlib.Path, str, bool]] = []     # path, text, append
     fresh = info.to_tmf_text_by_guid(updated)
     again = info.to_tmf_text_by_guid(updated, guid_line=False) if append else {}
+    tmf_paths = []
     for guid, text in fresh.items():
         path = out / f"{guid}.tmf"
-        if append and path.exists():
+        tmf_paths.append(path)
+        if written is not None and path in written:
+            planned.append((path, text, True))
+        elif append and path.exists():
             planned.append((path, again[guid], True))
         else:
             planned.append((path, text, False))
@@ -134,10 +145,15 @@ def write_tmf_files(info: PdbTraceInfo, out_dir: "str | os.PathLike[str]", *,
             done.add(control.guid)
             planned.append((out / f"{control.guid}.tmc", tmc_text(control, info.pdb_name, updated), False))
     outputs.check_outputs([path for path, _, _ in planned], [info.path])
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:   # a file by that name (mkdir's own words would be "File exists")
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", os.fspath(out)) from None
     mode = outputs.mode_from([info.path])
     for path, text, more in planned:
         outputs.write_text(path, text, mode, append=more)
+    if written is not None:
+        written.update(tmf_paths)
     return [path for path, _, _ in planned]
 
 
@@ -202,9 +218,6 @@ def _timestamp(args: argparse.Namespace) -> _dt.datetime | None:
     return source_date_epoch()
 
 
-#: the operating system's own errors: said as "path: reason"
-_PLAIN_OS_ERRORS = (OSError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-
 
 def run(args: argparse.Namespace) -> int:
     try:
@@ -213,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         complain("tmf from-pdb", f"bad --timestamp: {exc}")
         return 2
     status = 0
+    run_tmfs: set[pathlib.Path] = set()   # <guid>.tmf files of this run: a later PDB appends
     for pdb in args.pdbs:
         try:
             image, pdb = pdb, pdb_for(pdb, args.symbol_path, use_environment=False)
@@ -220,9 +234,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{image}: PDB {pdb}")
             info = read_pdb(pdb, tolerant=not args.strict)
             written = write_tmf_files(info, args.output, updated=updated, mof=args.mof, append=args.append,
-                                      tmc=args.tmc)
+                                      tmc=args.tmc, written=run_tmfs)
         except (PdbError, OSError, outputs.OutputRefused) as exc:
-            if type(exc) in _PLAIN_OS_ERRORS and exc.filename is not None:   # not "[Errno 2] ...: 'x'"
+            if isinstance(exc, OSError) and exc.filename is not None:   # not "[Errno 2] ...: 'x'"
                 exc = f"{exc.filename}: {exc.strerror}"
             complain("tmf from-pdb", f"error: {exc}")
             status = 1
@@ -239,7 +253,9 @@ def run(args: argparse.Namespace) -> int:
         if not info.messages:
             reason = ("the PDB is stripped (a public PDB: trace formats are removed)" if info.stripped
                       else "the PDB is a /DEBUG:FASTLINK mini PDB (symbols stay in the .obj files)"
-                      if info.mini_pdb else "no TMF: annotations in its module symbols")
+                      if info.mini_pdb
+                      else f"{info.damaged_messages} TMF: annotations were damaged (see the warnings above)"
+                      if info.damaged_messages else "no TMF: annotations in its module symbols")
             complain("tmf from-pdb", f"warning: {pdb}: no trace messages: {reason}")
         if args.verbose:
             for path in written:
