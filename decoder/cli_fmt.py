@@ -321,7 +321,6 @@ def _columnar_option_given(opts: FmtOptions) -> str | None:
 def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     """Decode ``opts.files`` (or a live session) and write the chosen outputs. Returns the exit code."""
     from .prefix import DEFAULT_PREFIX, SEQUENCE_PREFIX, PrefixTemplate, prefix_from_environment
-    from .wpp import WppDecoder
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -383,6 +382,27 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             status = EXIT_FAILURE
     if not inputs and opts.realtime is None:    # nothing to decode: that one fatal line only
         return status or EXIT_FAILURE
+    live = None
+    if opts.realtime is not None:   # before the formats' warnings: a session not there is all said
+        try:
+            live = _open_live(opts.realtime)
+        except (OSError, EOFError) as exc:
+            from wpptrace.provider.session_cli import live_problem
+
+            print(f"{opts.prog}: error: {live_problem(opts.realtime, exc)}", file=err)
+            return EXIT_FAILURE
+    try:
+        return _run_opened(opts, out, err, started, status, inputs, live, prefix, display)
+    finally:
+        if live is not None:
+            live.queue.release()
+
+
+def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, status: int,
+                inputs: list, live, prefix: str, display: bool) -> int:
+    """``run_fmt`` once its inputs are open (``inputs``, or the ``live`` session's source):
+    the formats loaded, the outputs written. Returns the exit code."""
+    from .wpp import WppDecoder
 
     tmfset, problems = load_tmfs(opts, err)
     if problems:
@@ -414,8 +434,7 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
             with _few_collections(), _held_heap(opts.hold_heap and opts.realtime is None):
                 # (a file the run opened itself: not a descriptor it was handed, which may append)
                 opened_here = owned and not display and getattr(target, "descriptor", None) is None
-                if not _decode_all(decoder, writer, opts, inputs, err, opened_here, summary_file):
-                    return EXIT_FAILURE
+                _decode_all(decoder, writer, opts, inputs, live, err, opened_here, summary_file)
             writer.close()
             if owned:  # complete: into place (an interrupted run leaves the old file)
                 target.commit(wait=False)       # the old file goes while the summary is written
@@ -516,20 +535,14 @@ class _SummaryFile:
         return outputs.open_output(self.path, outputs.mode_from(self.files, outputs.PRIVATE_MODE))
 
 
-def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
-                opened_here: bool, summary_file: _SummaryFile | None) -> bool:
-    """Feed every input (or the live session) through the engine and the decoder into the
-    writer (``opened_here``: the writer writes only to the output file this run opened
-    itself, not to append; ``summary_file``: readied while -j's parent waits). False if the
-    live session could not be opened (reported on ``err``)."""
-    if opts.realtime is not None:
-        try:
-            sources = [_open_live(opts.realtime)]
-        except (OSError, EOFError) as exc:
-            from wpptrace.provider.session_cli import live_problem
-
-            print(f"{opts.prog}: error: {live_problem(opts.realtime, exc)}", file=err)
-            return False
+def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, live, err: IO[str],
+                opened_here: bool, summary_file: _SummaryFile | None) -> None:
+    """Feed every input (or the ``live`` session's source, released once decoded) through
+    the engine and the decoder into the writer (``opened_here``: the writer writes only to
+    the output file this run opened itself, not to append; ``summary_file``: readied while
+    -j's parent waits)."""
+    if live is not None:
+        sources = [live]
     else:
         sources = [inp.source for inp in inputs]
         if len(inputs) == 1:
@@ -541,7 +554,7 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
 
                 decode_parallel(decoder, writer, opts, inputs[0], jobs, err, opened_here,
                                 summary_file.ready if summary_file is not None else None)
-                return True
+                return
     progress = None
     if len(inputs) == 1 and _want_progress(opts, inputs[0], err):
         progress = _Progress(err, inputs[0])
@@ -549,14 +562,12 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, err: IO[str],
         with _ctrl_c_ends([source.queue for source in sources if source.live]):
             _decode_sources(decoder, writer, opts, sources, progress)
     except KeyboardInterrupt:
-        if opts.realtime is None:
+        if live is None:
             raise
         # Ctrl-C (or SIGTERM) is how a live view ends: what was decoded is written out as on a session stop
     finally:
-        for source in sources:
-            if source.live:
-                source.queue.release()
-    return True
+        if live is not None:        # (its buffers no longer taken while the outputs are written)
+            live.queue.release()
 
 
 @contextlib.contextmanager

@@ -77,13 +77,17 @@ def test_a_pdb_that_is_no_regular_file_is_not_called_missing(capsys, fmt_data, t
                                    f"pipe or socket): give the .pdb file, or the image")
 
 
-def test_a_live_view_of_no_session_says_how_to_start_one(capsys, tmp_path):
-    rc, out, err = wpptrace(capsys, "fmt", "--rt", "NoSuchSession", "-p", tmp_path)
+@pytest.mark.parametrize("tmf", [[], ["-p", "EMPTY"]])
+def test_a_live_view_of_no_session_says_how_to_start_one(capsys, tmp_path, tmf):
+    """The session not being there is the one line said: the warnings about the formats (no TMF
+    given, a directory without .tmf files) came first, for a run that decodes nothing."""
+    tmf = [tmp_path if arg == "EMPTY" else arg for arg in tmf]
+    rc, out, err = wpptrace(capsys, "fmt", "--rt", "NoSuchSession", *tmf)
     assert rc == 1 and out == ""
-    assert err.splitlines()[-1] == (
+    assert err == (
         "wpptrace fmt: error: real-time session 'NoSuchSession': no session of this user by that "
         "name delivers in real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
-        "'wpptrace session start NoSuchSession --realtime'")
+        "'wpptrace session start NoSuchSession --realtime'\n")
 
 
 def test_tmf_show_of_a_missing_path_or_an_empty_directory(capsys, tmp_path):
