@@ -315,7 +315,8 @@ class DecodingRun:
 
 class FormattedLines(DecodingRun):
     """The lines of ``format_file``; iterate once. ``counters`` (messages, unknown, format
-    errors...) and ``errors`` (damage skipped in the files, with offsets) fill as it goes."""
+    errors...) and ``errors`` (a file that cannot be read at all, left out as fmt leaves it
+    out; damage skipped in the files, with offsets) fill as it goes."""
 
     def __init__(self, paths: list[str], tmfset: Any, prefix: str | None, noprefix: bool,
                  utc: bool) -> None:
@@ -327,7 +328,8 @@ class FormattedLines(DecodingRun):
         if prefix is None:
             prefix = prefix_from_environment()
         super().__init__(paths, WppDecoder(tmfset, prefix=DEFAULT_PREFIX if prefix is None
-                                           else prefix, noprefix=noprefix, utc=utc))
+                                           else prefix, noprefix=noprefix, utc=utc),
+                         skip_unreadable=True)
         view = RowView()
         chunks = merge_sources([(FileSource(etl), view) for etl in self._files])
         self._start(_lines(self.decoder.format(chunks, view, "text")))
@@ -348,7 +350,9 @@ def format_file(path: Any, tmf: Any = None, prefix: str | None = None, *, nopref
     without line ends, in order: the header's ``EventTrace`` line, then one line per WPP
     message (more for a message whose text holds line breaks, as fmt prints it). ``tmf`` as :func:`load_tmf` takes it; ``prefix`` a tracefmt prefix template
     (default: TRACE_FORMAT_PREFIX, else tracefmt's); ``noprefix``/``utc`` as fmt's
-    ``--no-prefix``/``--utc``. The same engine and formatting loop as the command."""
+    ``--no-prefix``/``--utc``. The same engine and formatting loop as the command. A file
+    that cannot be read at all is left out, as fmt leaves it out: said in the result's
+    ``errors`` (file, offset, what), as ``to_arrow`` says it."""
     return FormattedLines(_paths(path), load_tmf(tmf), prefix, noprefix, utc)
 
 

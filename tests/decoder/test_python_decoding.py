@@ -168,3 +168,26 @@ def test_format_file_lines_of_a_message_with_line_breaks(tmp_path, capsys) -> No
     lines = list(decoder.format_file(etl, tmf=tmf_dir, noprefix=True))
     assert lines == ["EventTrace", "first one", "two last", "plain 3"]
     assert cap.texts == ["first one\ntwo last", "plain 3"]
+
+
+def test_format_file_leaves_an_unreadable_file_out_as_fmt_does(tmp_path, capsys) -> None:
+    """``format_file`` gives the lines ``wpptrace fmt`` prints: fmt leaves a file it cannot read
+    out (one error line: the file, the offset, what was expected) and decodes the others, and so
+    does ``format_file`` (and ``to_arrow``), the file said in ``errors``. It raised, giving no
+    line of the files it could read."""
+    garbage, missing = tmp_path / "garbage.etl", tmp_path / "missing.etl"
+    garbage.write_bytes(b"hello world, not a trace")
+    good = CAPTURES / "wppstr-sample.etl"
+    capsys.readouterr()
+    assert main(["fmt", str(garbage), str(good), str(missing), "-p", str(TMF_DIR)]) == 1
+    printed = capsys.readouterr()
+    lines = decoder.format_file([garbage, good, missing], tmf=TMF_DIR)
+    assert "".join(line + "\n" for line in lines) == printed.out
+    assert [str(issue) for issue in lines.errors] == [
+        f"{garbage}: offset 0x0: cannot read: expected a 72-byte WMI_BUFFER_HEADER, the file has "
+        f"24 bytes (ERROR_BAD_FORMAT)",
+        f"{missing}: cannot read: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)"]
+    assert printed.err.splitlines()[:2] == [
+        f"wpptrace fmt: error: {garbage}: cannot read: offset 0x0: expected a 72-byte "
+        f"WMI_BUFFER_HEADER, the file has 24 bytes (ERROR_BAD_FORMAT)",
+        f"wpptrace fmt: error: {lines.errors[1]}"]
