@@ -669,8 +669,11 @@ def _entry_message(header, source_file: str, where: str, typev: TypevLine,
 
 class _Parser:
     def __init__(self, tmfset: TmfSet, path: str, tolerant: bool, priority: int = 0,
-                 lazy: bool = False) -> None:
+                 lazy: bool = False, bad_lines: dict[int, tuple[int, int, bool]] | None = None) -> None:
         self.tmfset = tmfset
+        # lines the loader found a control character in, each replaced by "#" (``loader.binary_lines``):
+        # line index -> (column, character code, whether it was a GUID header)
+        self.bad_lines = bad_lines or {}
         self.lazy = lazy
         self.priority = priority
         self.emit = tmfset.add_message  # where finished messages go: (message, priority)
@@ -806,10 +809,30 @@ class _Parser:
             self.error(lineno, line, len(line) - len(line.lstrip()),
                        "'{' block without a #typev or #enumv line", "#typev line, #enumv line or GUID header")
             return self.skip_block(lines, index)
+        elif index - 1 in self.bad_lines:
+            self.bad_line(index - 1)
+            # the rest of the entry it was part of: not read, not reported line by line
+            while index < len(lines) and not _ends_block(lines[index]):
+                index += 1
+                if lines[index - 1].lstrip().startswith("}"):
+                    break
         else:
             self.error(lineno, line, len(line) - len(line.lstrip()), "unexpected line",
                        "comment, GUID header, #typev line or #enumv line")
         return index
+
+    def bad_line(self, index: int) -> None:
+        """Report the line at ``index`` that holds a control character."""
+        column, code, header = self.bad_lines[index]
+        if header:   # the entries after a damaged GUID header are not filed under the one before
+            self.header, self.source_file = None, ""
+        self.error(index + 1, "", column - 1, f"control character {code:#04x} in the line (binary data): "
+                   "the line is not read", "a line of text")
+
+    def is_bad(self, lines: list[str], index: int) -> bool:
+        """Whether the line at ``index`` holds a control character (``step`` reports it, so what
+        it cut short is not reported again)."""
+        return index in self.bad_lines and index < len(lines)
 
     def guid_header(self, lineno: int, line: str) -> None:
         """A GUID header line: the GUID, component and source file of the entries after it."""
@@ -912,7 +935,8 @@ class _Parser:
                        "no GUID header before #typev", "a '<guid> <component> // SRC=<file>' line first")
             bad = True
         if index >= len(lines) or not lines[index].strip().startswith("{"):
-            if not bad:  # a broken #typev line is already reported; don't report it twice
+            if not bad and not (self.bad_lines and self.is_bad(lines, index)):
+                # (a broken #typev line, or the bad line after it, is reported already)
                 line = lines[index] if index < len(lines) else ""
                 self.error(index + 1, line, len(line) - len(line.lstrip()),
                            "missing '{' argument block after #typev", '"{" line')
@@ -927,8 +951,9 @@ class _Parser:
         args: list[Argument] = []
         while True:
             if index >= len(lines) or _ends_block(lines[index]):
-                line = lines[index] if index < len(lines) else ""
-                self.error(index + 1, line, 0, "missing '}' closing the argument block", '"}" line')
+                if not (self.bad_lines and self.is_bad(lines, index)):
+                    line = lines[index] if index < len(lines) else ""
+                    self.error(index + 1, line, 0, "missing '}' closing the argument block", '"}" line')
                 return index
             line = lines[index]
             stripped = line.strip()
@@ -970,13 +995,18 @@ class _Parser:
         while index < len(lines) and (not lines[index].strip() or lines[index].strip().startswith("//")):
             index += 1
         if index >= len(lines) or lines[index].strip() != "{":
-            line = lines[index] if index < len(lines) else ""
-            self.error(index + 1, line, 0, "missing '{' after #enumv", '"{" line')
+            if not (self.bad_lines and self.is_bad(lines, index)):
+                line = lines[index] if index < len(lines) else ""
+                self.error(index + 1, line, 0, "missing '{' after #enumv", '"{" line')
             return index
         index += 1
         values: dict[int, str] = {}
         while True:
             if index >= len(lines) or _ends_block(lines[index]):
+                if self.bad_lines and self.is_bad(lines, index):   # one enumerator: the block goes on
+                    self.bad_line(index)
+                    index += 1
+                    continue
                 line = lines[index] if index < len(lines) else ""
                 self.error(index + 1, line, 0, "missing '}' closing the #enumv block", '"}" line')
                 break
@@ -999,12 +1029,13 @@ class _Parser:
 
 def parse_into(
     tmfset: TmfSet, text: str, path: str = "<string>", tolerant: bool = False, priority: int = 0,
-    lazy: bool = False,
+    lazy: bool = False, bad_lines: dict[int, tuple[int, int, bool]] | None = None,
 ) -> TmfSet:
     """Parse TMF ``text`` into ``tmfset`` (strict: raise the first TmfError; tolerant: record
     issues). ``lazy`` (tolerant only): well-formed message entries are parsed when one of their
-    messages is first looked up (a decoding run needs a fraction of a TMF directory)."""
-    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant).run(text)
+    messages is first looked up (a decoding run needs a fraction of a TMF directory).
+    ``bad_lines``: lines holding a control character, replaced by "#" (``loader.binary_lines``)."""
+    _Parser(tmfset, path, tolerant, priority, lazy=lazy and tolerant, bad_lines=bad_lines).run(text)
     return tmfset
 
 

@@ -14,7 +14,9 @@ often link farms); in a directory only regular files are read (a device, pipe or
 ``*.tmf`` or ``*.tmc`` is reported, not opened: a pipe's open would wait). A file that is not TMF text
 (``not_tmf_text``: binary data, or no #typev/#enumv line at all) is reported once, by path
 and position, and none of its content is shown: a privileged decode with a link to /etc/shadow
-in a TMF directory prints no line of it.
+in a TMF directory prints no line of it. Binary data after a TMF line leaves the file TMF
+(``binary_lines``): NUL padding at its end is cut off, each other line with a control
+character is one bad line.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ TYPE_CHECKING = False   # typing is not imported at run time: annotations are st
 if TYPE_CHECKING:
     from typing import Iterable
 
-__all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text",
+__all__ = ["load", "load_file", "split_search_path", "read_text", "parse_tmc", "not_tmf_text", "binary_lines",
            "ENV_SEARCH_PATH"]
 
 ENV_SEARCH_PATH = "TRACE_FORMAT_SEARCH_PATH"
@@ -39,6 +41,7 @@ _GUID_NAME = compiled(r"^\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 #: characters no TMF/TMC text holds: C0 controls other than tab, LF, VT, FF and CR, and DEL
 _BINARY = LazyPattern(r"[\x00-\x08\x0e-\x1f\x7f]")
 _BINARY_CHARS = tuple(map(chr, (*range(0x00, 0x09), *range(0x0e, 0x20), 0x7f)))
+_GUID_START = LazyPattern(r"\{?[0-9A-Fa-f]{8}-")   # a line the TMF parser reads as a GUID header
 _GUID = r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
 _GUID_HEADER = LazyPattern(_GUID + r"(?:\s|$)")
 # a #typev, #type or #enumv line: the first line, or one after a newline ("\n" first lets a
@@ -160,13 +163,57 @@ def _load_tmf(path: str, priority: int, tolerant: bool, tmfset: TmfSet, lazy: bo
             raise
         tmfset.add_issue(err)
         return
+    bad_lines = None
     not_tmf = not_tmf_text(text, path)
+    if not_tmf is not None:
+        damaged = binary_lines(text)
+        if damaged is not None and damaged[0] != text:
+            text, bad_lines = damaged
+            not_tmf = not_tmf_text(text, path)
     if not_tmf is not None:
         if not tolerant:
             raise not_tmf
         tmfset.add_issue(not_tmf)
         return
-    _grammar().parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy)
+    _grammar().parse_into(tmfset, text, path=path, tolerant=tolerant, priority=priority, lazy=lazy,
+                          bad_lines=bad_lines)
+
+
+def _damaged_guid_header(line: str) -> bool:
+    """Whether a line with control characters may have been a GUID header: it would start
+    like one with them taken out, or each read as a hex digit or as a "-"."""
+    start = line.lstrip()[:48]
+    return any(_GUID_START.match(_BINARY.sub(fill, start).lstrip()) for fill in ("", "0", "-"))
+
+
+#: what a bad line is replaced with for the parser: a line starting with "#" ends any entry or
+#: block, and the parser says what was wrong with it (``bad_lines``)
+_BAD_LINE = "#"
+
+
+def binary_lines(text: str) -> tuple[str, dict[int, tuple[int, int, bool]]] | None:
+    """A TMF text holding control characters read as TMF all the same, or None.
+
+    None unless a whole GUID header or #typev/#enumv line comes before the first control
+    character (a file that is not TMF shows none of its content). Trailing NUL padding (a file
+    cut short by a crash) is taken off; each other line with a control character becomes
+    ``_BAD_LINE``. Returns the text and, per bad line index, (column, the character's code,
+    whether the line was a GUID header: entries after it are not filed under the one before)."""
+    text = text.rstrip("\0")
+    first = _BINARY.search(text)
+    if first is None:
+        return text, {}
+    before = text[:text.rfind("\n", 0, first.start()) + 1]
+    if not (_TMC_KEY.search(before) or _TMF_KEY.match(before) or _TMF_KEY_AFTER_NEWLINE.search(before)):
+        return None
+    lines = text_lines(text)
+    bad: dict[int, tuple[int, int, bool]] = {}
+    for index, line in enumerate(lines):
+        found = _BINARY.search(line)
+        if found is not None:
+            bad[index] = (found.start() + 1, ord(found.group()), _damaged_guid_header(line))
+            lines[index] = _BAD_LINE
+    return "\n".join(lines) + "\n", bad
 
 
 @functools.cache

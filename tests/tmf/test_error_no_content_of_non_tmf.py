@@ -71,12 +71,24 @@ def test_the_cli_prints_no_line_of_it(linked_dir, tmp_path, corpus_file):
 
 def test_binary_data_is_not_tmf(tmp_path):
     path = tmp_path / "image.tmf"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00secret\n" + GOOD.encode())
+    tmfset = tmf.load(path, use_environment=False)
+    [issue] = tmfset.issues
+    assert str(issue) == (f"{path}:1:1: not a TMF file: expected text, found binary data "
+                          f"(control character 0x7f); its content is not shown")
+    assert len(tmfset) == 0
+    with pytest.raises(TmfError, match="binary data"):
+        tmf.load(path, use_environment=False, tolerant=False)
+
+
+def test_binary_data_after_a_tmf_line_is_one_bad_line_not_shown(tmp_path):
+    path = tmp_path / "image.tmf"
     path.write_bytes(GOOD.encode() + b"\x7fELF\x02\x01\x01\x00secret")
     tmfset = tmf.load(path, use_environment=False)
     [issue] = tmfset.issues
-    assert str(issue) == (f"{path}:6:1: not a TMF file: expected text, found binary data "
-                          f"(control character 0x7f); its content is not shown")
-    assert len(tmfset) == 0
+    assert str(issue) == (f"{path}:6:1: control character 0x7f in the line (binary data): the line is "
+                          f"not read (expected a line of text)")
+    assert len(tmfset) == 1
     with pytest.raises(TmfError, match="binary data"):
         tmf.load(path, use_environment=False, tolerant=False)
 
@@ -138,5 +150,5 @@ def test_terminal_controls_make_a_file_binary(tmp_path):
     path = tmp_path / "x.tmf"
     path.write_text(GOOD.replace("{\n}", "{\ni, ItemLong \x1b]0;pwned\x07 -- 10\n}"))
     [issue] = tmf.load(path, use_environment=False).issues
-    assert str(issue) == (f"{path}:5:13: not a TMF file: expected text, found binary data "
-                          f"(control character 0x1b); its content is not shown")
+    assert str(issue) == (f"{path}:5:13: control character 0x1b in the line (binary data): the line is "
+                          f"not read (expected a line of text)")
