@@ -653,10 +653,19 @@ def _block_arguments(body: str) -> tuple[Argument, ...] | None:
     return args
 
 
-def _argument(text: str, count: int) -> Argument:
+#: a line the whole-line matcher refuses, past the file's issue cap: only counted, so the
+#: pyparsing production is not run to say what is wrong with it
+_NOT_SHOWN = _LineError(0, "bad argument line", "")
+
+
+def _argument(text: str, count: int, quick: bool = False) -> Argument:
     """The argument of a stripped argument line, the ``count``-th of its block (its insert
-    defaults to 10 + count)."""
-    expr, item, params, insert = parse_arg(text)
+    defaults to 10 + count). ``quick``: the whole-line matcher only (every line it refuses,
+    the production refuses too), raising ``_NOT_SHOWN`` for a bad line."""
+    parsed = _arg_fast(text) if quick else parse_arg(text)
+    if parsed is None:
+        raise _NOT_SHOWN
+    expr, item, params, insert = parsed
     return make_argument(expr, item, params, insert if insert is not None else 10 + count)
 
 
@@ -682,10 +691,14 @@ class _Parser:
         self.header: GuidHeader | None = None
         self.source_file = ""
         self.unit = 0       # where problems are counted (``TmfSet.issue_counts``): the file
+        # a problem was only counted (past the file's issue cap): so is every later one, as
+        # lines come in order, and a bad argument line is then not asked what is wrong with it
+        self.capped = False
 
     def error(self, lineno: int, line: str, offset: int, message: str, expected: str) -> None:
         if self.tolerant and not self.tmfset.issue_room(self.path, lineno, offset + 1):
             self.tmfset.drop_issue(self.path, unit=self.unit)   # counted only: not worth its TmfError
+            self.capped = True
             return
         err = TmfError(message, path=self.path, line=lineno, column=offset + 1, line_text=line, expected=expected)
         if not self.tolerant:
@@ -970,7 +983,7 @@ class _Parser:
             if not stripped or stripped.startswith("//"):
                 continue
             try:
-                args.append(_argument(stripped, len(args)))
+                args.append(_argument(stripped, len(args), self.capped))
             except _LineError as err:
                 self.line_error(lineno, line, err)
                 bad = True

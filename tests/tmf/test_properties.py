@@ -249,3 +249,13 @@ def trailer_pairs(text: str) -> tuple[tuple[str, str], ...]:
 @given(st.lists(TRAILER_ALPHABET, max_size=16).map("".join))
 def test_trailer_pairs_are_those_of_the_regular_expressions(text):
     assert grammar._trailer_to_pairs.__wrapped__(text) == trailer_pairs(text)
+
+
+@SETTINGS
+@given(candidate_lines())
+def test_the_argument_matcher_refuses_only_what_the_production_refuses(line):
+    """Past a file's issue cap a bad argument line is counted on the whole-line matcher's word
+    alone (``_Parser.capped``): a line it refuses must be one the production refuses."""
+    stripped = line.strip()
+    if grammar._arg_fast(stripped) is None:
+        assert _outcome(grammar._arg_full, stripped) == "error"
