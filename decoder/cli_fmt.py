@@ -26,7 +26,7 @@ from wpptrace import _outputs as outputs
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
-    from typing import IO, Iterable, Iterator
+    from typing import IO, Callable, Iterable, Iterator
 
 __all__ = ["FmtOptions", "run_fmt", "add_arguments", "run", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -262,18 +262,73 @@ def _open_output(opts: FmtOptions, out: IO[str]) -> tuple[IO[str], bool]:
 
 
 class _Tee:
-    """Write to the output file and to the console (tracefmt -display)."""
+    """Write to the output file and to the console (tracefmt -display). The console's reader
+    leaving (``| head``) ends the copy there, not the file's text (``left``: called then)."""
 
-    def __init__(self, *streams: IO[str]):
-        self.streams = streams
+    def __init__(self, output: IO[str], console: IO[str], left: Callable[[], None]):
+        self.output = output
+        self.console: IO[str] | None = console
+        self._left = left
 
     def write(self, text: str) -> None:
-        for stream in self.streams:
-            stream.write(text)
+        self.output.write(text)
+        if self.console is not None:
+            try:
+                self.console.write(text)
+            except BrokenPipeError:
+                self._console_left()
 
     def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
+        self.output.flush()
+        if self.console is not None:
+            try:
+                self.console.flush()
+            except BrokenPipeError:
+                self._console_left()
+
+    def _console_left(self) -> None:
+        self.console = None
+        self._left()
+
+
+class _ReaderMayLeave:
+    """A writer to standard output when a summary file is asked for: the output's reader
+    leaving (``fmt x.etl --summary s.txt | head``) ends the printing, not the run, which goes on
+    to the end of its inputs (as tracefmt does), so that the summary counts what they hold;
+    what is written after is dropped (``left``: called then). With no summary asked for, the
+    broken pipe ends the run at once (the command line's quiet exit)."""
+
+    def __init__(self, writer, left: Callable[[], None]):
+        self.writer = writer
+        self.stream = writer.stream
+        self._left = left
+        self.gone = False
+
+    def write_utf8(self, data: bytes | memoryview) -> None:
+        if not self.gone:
+            self._do(self.writer.write_utf8, data)
+
+    def write_batch(self, batch) -> None:
+        if not self.gone:
+            self._do(self.writer.write_batch, batch)
+
+    def room(self) -> tuple[int, int] | None:
+        return None if self.gone else self.writer.room()
+
+    def flush(self) -> None:
+        if not self.gone:
+            self._do(self.writer.flush)
+
+    def close(self) -> None:
+        if not self.gone:
+            self._do(self.writer.close)
+
+    def _do(self, step: Callable, *args) -> None:
+        try:
+            step(*args)
+        except BrokenPipeError:
+            self.gone = True
+            self._left()
 
 
 def _writer(opts: FmtOptions, stream: IO[str], header: bool = True):
@@ -422,11 +477,20 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             stream.close()
             print(f"{opts.prog}: error: {problem}", file=err)
             return EXIT_USAGE
+
+    def reader_left() -> None:
+        """Standard output's reader left (``| head``): what it still buffers is dropped (in a
+        command line's own process: a library caller's stream is its own)."""
+        if opts.hold_heap:
+            _drop_unwritten(out)
+
     if owned and display:
-        stream = _Tee(stream, out)
+        stream = _Tee(stream, out, reader_left)
 
     writer = _writer(opts, stream)
-    target = stream.streams[0] if isinstance(stream, _Tee) else stream
+    target = stream.output if isinstance(stream, _Tee) else stream
+    if not owned and opts.summary:
+        writer = _ReaderMayLeave(writer, reader_left)
 
     summary_file = _SummaryFile(opts) if opts.summary else None
     try:

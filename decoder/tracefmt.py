@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_fmt(opts)
     except BrokenPipeError:
-        # `tracefmt -displayonly x.etl | head`: the reader left; stop quietly.
+        # `tracefmt -displayonly -nosummary x.etl | head`: the reader left; stop quietly
+        # (with a summary to write, run_fmt counts on to the end and writes it)
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except BrokenPipeError:
-        # `wpptrace ... | head`: the reader went away; exit quietly like a Unix tool.
+        # `wpptrace ... | head`: the reader went away; exit quietly like a Unix tool (fmt
+        # with a summary file to write goes on without printing and writes it: run_fmt)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
