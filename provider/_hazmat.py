@@ -3,8 +3,10 @@
 Nothing here validates Python types beyond what cffi does; :mod:`wpptrace.provider.api` is the
 Win32-named API built on it.
 
-Fast paths for callers that count every nanosecond (the Pythonic provider). They never raise for
-Win32 failures (TypeError/OverflowError aside, for wrong argument types or out-of-range ints):
+Fast paths for callers that count every nanosecond (the Pythonic provider). They run inside the
+traced application, so they never raise for a failure: an int out of its C type's range (a
+message number above 65535, say) is ERROR_INVALID_PARAMETER returned, nothing written; only a
+value of the wrong type raises (TypeError):
 
 * ``trace_packed_raw(logger_handle, flags, guid_bytes_le_or_None, number, payload) -> int``:
   one message whose argument bytes are ``payload``; returns the Win32 code.
@@ -54,7 +56,10 @@ else:  # the documented cffi fallback
                          payload: bytes, _raw=lib.wpptrace_trace_packed, _null=ffi.NULL) -> int:
         if guid_le is not None and len(guid_le) != 16:
             return _ERROR_INVALID_PARAMETER
-        return _raw(logger_handle, flags, guid_le or _null, number, payload, len(payload))
+        try:
+            return _raw(logger_handle, flags, guid_le or _null, number, payload, len(payload))
+        except OverflowError:       # cffi's for an int out of its C type's range
+            return _ERROR_INVALID_PARAMETER
 
     def trace_message_raw(logger_handle: int, flags: int, guid_le: bytes | None, number: int,
                           *byte_args: bytes) -> int:

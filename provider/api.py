@@ -239,10 +239,11 @@ def TraceMessage(logger_handle: int, flags: int, message_guid: uuid.UUID | None,
         guid = message_guid.bytes_le if message_guid is not None else None
         # trace_message_raw: the fixed-arity builtin (no variadic cffi call), or its cffi fallback
         rc = trace_message_raw(logger_handle, flags, guid, number, *args)
-    except (AttributeError, OverflowError):      # checked here, off the fast path
+    except AttributeError:                       # checked here, off the fast path
         _guid(message_guid, "message_guid")
-        _message_ranges(logger_handle, flags, number)
         raise
+    if rc == lib.ERROR_INVALID_PARAMETER:        # an int out of range: named
+        _message_ranges(logger_handle, flags, number)
     check(rc, "TraceMessage")
 
 
@@ -273,12 +274,18 @@ def trace_packed(logger_handle: int, flags: int, message_guid_bytes_le: bytes | 
                  number: int, payload: bytes, _raw=lib.wpptrace_trace_packed, _len=len,
                  _null=ffi.NULL) -> int:
     """Fast path: one message whose argument bytes are exactly ``payload``; returns the Win32
-    code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost) and never
-    raises for Win32 failures. ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None.
+    code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost;
+    ERROR_INVALID_PARAMETER for an int out of its C type's range, a message number above
+    65535 say, nothing written) and never raises for a failure: it runs in the traced
+    application (a value of the wrong type is a TypeError). ``message_guid_bytes_le`` is
+    ``uuid.bytes_le`` or None.
 
     This is the cffi form; with the builtins of provider/pyext/fastpath.c installed (the
     normal build), ``trace_packed`` is the METH_FASTCALL builtin with the same signature."""
-    return _raw(logger_handle, flags, message_guid_bytes_le or _null, number, payload, _len(payload))
+    try:
+        return _raw(logger_handle, flags, message_guid_bytes_le or _null, number, payload, _len(payload))
+    except OverflowError:       # cffi's for an int out of its C type's range
+        return lib.ERROR_INVALID_PARAMETER
 
 
 if FAST:

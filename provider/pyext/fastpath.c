@@ -27,9 +27,11 @@
  *       core (once), and to the check of which failed conversions are the application's
  *   trace_packed(handle, flags, guid_le|None, number, payload) -> Win32 code
  *   trace_message(handle, flags, guid_le|None, number, *byte_args) -> Win32 code
+ *       (an int out of its C type's range: ERROR_INVALID_PARAMETER, nothing written; they run
+ *       in the traced application, so only a value of the wrong type raises: TypeError)
  *   register_site(guid_le|None, number, flags, codes, converters) -> site id
  *   trace_site(handle, site_id, args_tuple) -> Win32 code, or -1 (NEEDS_CHECKER): a value did
- *       not take the program's form; nothing was written.
+ *       not take the program's form; nothing was written (a handle out of range, as above).
  *   provider_type(name, base) -> the provider class (see above).
  *   stack_room() -> bytes of C stack left below the calling thread's current frame, or None
  *       where the system does not say (the scan of a source checks it first: CPython's parser
@@ -116,6 +118,21 @@ static int get_guid(PyObject *o, const char **out) {
     }
     if (PyBytes_GET_SIZE(o) != 16) return 0;
     *out = PyBytes_AS_STRING(o);
+    return 1;
+}
+
+/* An int argument of a TraceMessage call (the handle, flags, message number) read up to `max`:
+ * 1 read, 0 out of range (ERROR_INVALID_PARAMETER for the caller to return: the call runs in
+ * the traced application, which an OverflowError would reach), -1 not an int (TypeError set). */
+static int get_arg(PyObject *o, unsigned long long max, unsigned long long *out) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) return -1;
+        PyErr_Clear();      /* negative, or above 64 bits */
+        return 0;
+    }
+    if (v > max) return 0;
+    *out = v;
     return 1;
 }
 
@@ -362,15 +379,14 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
         return NULL;
     }
     if (!core_trace_args) return not_bound(), NULL;
-    TRACEHANDLE h;
-    unsigned long flags, number;
+    unsigned long long h = 0, flags = 0, number = 0;
     const char *guid;
-    if (get_handle(args[0], &h) || get_u32(args[1], 0xFFFFFFFFul, &flags, "flags")
-        || get_u32(args[3], 0xFFFFul, &number, "message number"))
-        return NULL;
+    int read_h = get_arg(args[0], ~0ull, &h), read_flags = get_arg(args[1], 0xFFFFFFFFull, &flags),
+        read_number = get_arg(args[3], 0xFFFFull, &number);
+    if (read_h < 0 || read_flags < 0 || read_number < 0) return NULL;
     int g = get_guid(args[2], &guid);
     if (g < 0) return NULL;
-    if (g == 0) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
+    if (g == 0 || !read_h || !read_flags || !read_number) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
     Py_ssize_t count = nargs - 4;
     WPPTRACE_ARG stack_items[STACK_ARGS];
     Py_buffer stack_views[STACK_ARGS];
@@ -399,7 +415,7 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
         items[i].Size = (size_t)views[held].len;
         held++;
     }
-    result = PyLong_FromUnsignedLong(core_trace_args(h, (ULONG)flags, (LPCGUID)(const void *)guid,
+    result = PyLong_FromUnsignedLong(core_trace_args((TRACEHANDLE)h, (ULONG)flags, (LPCGUID)(const void *)guid,
                                                      (USHORT)number, items, (ULONG)count));
 done:
     for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
@@ -491,11 +507,13 @@ static PyObject *py_trace_site(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     if (!core_trace_packed) return not_bound(), NULL;
-    TRACEHANDLE h;
-    if (get_handle(args[0], &h)) return NULL;
+    unsigned long long h = 0;
+    int read_h = get_arg(args[0], ~0ull, &h);
+    if (read_h < 0) return NULL;
     const site_program *s = site_of(args[1]);
     if (!s) return NULL;
-    long rc = pack_write(s, h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
+    if (!read_h) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
+    long rc = pack_write(s, (TRACEHANDLE)h, &PyTuple_GET_ITEM(args[2], 0), PyTuple_GET_SIZE(args[2]));
     return rc == NO_MEMORY || rc == APP_EXCEPTION ? NULL : PyLong_FromLong(rc);
 }
 

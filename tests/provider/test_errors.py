@@ -197,3 +197,46 @@ def test_a_str_guid_is_a_type_error_in_tracemessage_as_in_tracemessageva(tmp_pat
             with pytest.raises(TypeError) as err:
                 call()
             assert str(err.value) == "message_guid must be a uuid.UUID, not str"
+
+
+def test_the_fast_paths_answer_an_out_of_range_integer_with_a_code_never_raising(tmp_path, session_name):
+    """``trace_packed`` and ``trace_message`` run inside the traced application: an integer out
+    of its C type's range (a message number above 65535, flags above 32 bits, a negative or
+    65-bit handle) is ERROR_INVALID_PARAMETER returned, nothing written, as a bad GUID length
+    is; they raised OverflowError into the application. Both builds alike (the METH_FASTCALL
+    builtins and their cffi fallbacks); a value of the wrong type is still a TypeError."""
+    from wpptrace.provider import _hazmat
+
+    fallbacks = _fallbacks()
+    with TraceSession(session_name, tmp_path / "r.etl") as s:
+        h = s.handle
+        for fn in (P.trace_packed, _hazmat.trace_packed_raw, fallbacks["trace_packed_raw"]):
+            for args in ((h, 0x2B, GUID.bytes_le, 1 << 16, b"x"), (h, 0x2B, GUID.bytes_le, -1, b"x"),
+                         (h, 1 << 32, GUID.bytes_le, 1, b"x"), (h, -1, None, 1, b"x"),
+                         (-1, 0x2B, None, 1, b"x"), (1 << 64, 0x2B, None, 1, b"x")):
+                assert fn(*args) == L.ERROR_INVALID_PARAMETER, (fn, args)
+            with pytest.raises(TypeError):
+                fn(h, 0x2B, None, "1", b"x")
+        for fn in (_hazmat.trace_message_raw, fallbacks["trace_message_raw"]):
+            assert fn(h, 0x2B, GUID.bytes_le, 1 << 16, b"x", b"y") == L.ERROR_INVALID_PARAMETER
+            assert fn(h, 1 << 40, GUID.bytes_le, 1, b"x") == L.ERROR_INVALID_PARAMETER
+        assert P.trace_packed(h, 0x2B, GUID.bytes_le, 0xFFFF, b"x") == 0     # the range's end
+        assert s.query().EventsLost == 0
+
+
+def _fallbacks() -> dict:
+    """The cffi forms of the fast paths (what a build without the extension uses)."""
+    import importlib.util
+
+    from wpptrace.provider import fastpath
+
+    spec = importlib.util.find_spec("wpptrace.provider._hazmat")
+    module = importlib.util.module_from_spec(spec)
+    saved = fastpath.AVAILABLE
+    fastpath.AVAILABLE = False
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        fastpath.AVAILABLE = saved
+    assert not module.FAST
+    return vars(module)
