@@ -498,8 +498,8 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     """QUERY / STOP / FLUSH / UPDATE the session named by ``handle`` (or ``name`` if 0), in
     whichever process of this user runs it.
 
-    A log file that could not be completed (a full or failing disk) raises Win32Error
-    ERROR_DISK_FULL or ERROR_WRITE_FAULT, whose ``properties`` are filled all the same: at
+    A log file that could not be completed (a full or failing disk, the file size limit) raises
+    Win32Error ERROR_DISK_FULL, ERROR_WRITE_FAULT or ERROR_FILE_TOO_LARGE, whose ``properties`` are filled all the same: at
     STOP the session's file (the session is stopped), at an UPDATE that switched to a new
     LogFileName the old file (the session goes on writing the new one). An UPDATE that
     switched files and failed says which file failed apart, in the error's ``old_file_error``

@@ -67,12 +67,14 @@ static ULONG errno_to_win32(int e) {
 }
 
 /* Why a write to an open file (a buffer, a header, its size, the flush to the disk) failed,
- * as a Win32 code: a full disk, or else a write fault. Never ERROR_INVALID_HANDLE or
+ * as a Win32 code: a full disk (or the user's quota of it), the file size limit passed
+ * (as winerror.py's errno table names them), or else a write fault. Never ERROR_INVALID_HANDLE or
  * ERROR_ACCESS_DENIED: from ControlTrace(STOP) or UPDATE those would say that nothing was done,
  * when the session did stop or switch files. */
 static ULONG write_error(int e) {
     switch (e) {
-    case ENOSPC: case EDQUOT: case EFBIG: return ERROR_DISK_FULL;
+    case ENOSPC: case EDQUOT: return ERROR_DISK_FULL;
+    case EFBIG: return ERROR_FILE_TOO_LARGE;
     default: return ERROR_WRITE_FAULT;
     }
 }

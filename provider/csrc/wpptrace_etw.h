@@ -321,7 +321,7 @@ ULONG wpptrace_etl_stream_buffers(const wpptrace_etl_stream *Stream);
  * stopped, the file is complete (EndTime is written, never before StartTime); 0: it did not
  * (EndTime stays 0, as for a file whose writer never stopped). ERROR_SUCCESS only if the
  * last header, the file's size and the flush to the disk all succeeded; else
- * ERROR_DISK_FULL (a full disk) or ERROR_WRITE_FAULT. */
+ * ERROR_DISK_FULL (a full disk), ERROR_FILE_TOO_LARGE (the file size limit) or ERROR_WRITE_FAULT. */
 ULONG wpptrace_etl_stream_close(wpptrace_etl_stream *Stream, LONGLONG EndTime);
 
 /* ---- test hooks (simulate a slow disk / failing allocator / a writer that never completes

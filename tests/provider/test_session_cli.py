@@ -774,11 +774,12 @@ def test_tracelog_file_kinds_guid_files_and_enable(tmp_path, session_name, apps,
     b.expect("disable")
 
 
-@pytest.mark.parametrize("error, said", [(28, "ERROR_DISK_FULL (112)"), (5, "ERROR_WRITE_FAULT (29)")])
+@pytest.mark.parametrize("error, said", [(28, "ERROR_DISK_FULL (112)"), (5, "ERROR_WRITE_FAULT (29)"),
+                                         (27, "ERROR_FILE_TOO_LARGE (223)")])
 def test_stop_of_a_session_whose_file_could_not_be_completed_says_so(tmp_path, session_name, capsys,
                                                                      error, said):
     """Every write of the session's file after its first header fails (ENOSPC: a full disk; EIO:
-    a failing one), in its host process: the buffers flushed are counted as lost, and STOP still
+    a failing one; EFBIG: the file size limit), in its host process: the buffers flushed are counted as lost, and STOP still
     stops the session and fills in its counters, but answers why its file is incomplete.
     `session stop` says so in one line and fails (it said "stopped" as for a complete file)."""
     from wpptrace.provider import session_cli

@@ -348,14 +348,15 @@ def test_a_file_that_cannot_grow_counts_its_buffers_lost(tmp_path, session_name)
     every write past 64 KiB fails with EFBIG): the buffers that cannot be written are counted
     in LogBuffersLost and in the file's header, TraceMessage goes on succeeding, and what was
     written before stays readable. STOP stops the session and says that its file is incomplete
-    (ERROR_DISK_FULL, the final counters filled in all the same)."""
+    (ERROR_FILE_TOO_LARGE, as the errno table of ``winerror`` names EFBIG; the final counters
+    filled in all the same)."""
     path = tmp_path / "full.etl"
     res = subprocess.run([sys.executable, "-c", _FULL_DISK_APP, session_name, str(path)],
                          capture_output=True, text=True, timeout=PATIENCE)
     assert res.returncode == 0, res.stderr
     failed, lost, written, said, stopped = res.stdout.split()
     failed, lost, written = int(failed), int(lost), int(written)
-    assert failed == 0 and (said, stopped) == ("ERROR_DISK_FULL", "True")
+    assert failed == 0 and (said, stopped) == ("ERROR_FILE_TOO_LARGE", "True")
     c = etlcheck.read(path)
     assert path.stat().st_size == 64 * 1024 and len(c.buffers) == 15 and written == 16
     values = [int.from_bytes(m.args, "little") for m in c.messages]
