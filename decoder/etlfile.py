@@ -342,9 +342,8 @@ class EtlFile(ReadLog):
         head = self._read_at(0, BUFFER_HEADER_SIZE)
         if len(head) < BUFFER_HEADER_SIZE:
             raise Win32Error(ETL.ERROR_BAD_FORMAT,
-                             f"{self.name}: offset 0x0: expected a {BUFFER_HEADER_SIZE}-byte "
-                             f"WMI_BUFFER_HEADER, the file has {self.file_size} bytes",
-                             filename=self.name)
+                             f"expected a {BUFFER_HEADER_SIZE}-byte WMI_BUFFER_HEADER, the "
+                             f"file has {self.file_size} bytes", filename=self.name, offset=0)
         self._first_head = head
         first_size, saved, self._first_state, filled = _FIRST_BUFFER.unpack_from(head)
         self._first_size = first_size

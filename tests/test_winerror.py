@@ -139,3 +139,18 @@ def test_a_write_without_room_names_its_win32_code():
     assert winerror.Win32Error(winerror.ERROR_FILE_TOO_LARGE).errno == errno.EFBIG
     assert winerror.error_text(223) == ("ERROR_FILE_TOO_LARGE (223): The file size exceeds the "
                                         "limit allowed and cannot be saved.")
+
+
+def test_an_error_at_a_file_offset_carries_the_file_the_offset_and_what():
+    """A reader's error about a place in a file says ``FILE: offset 0xN: what`` and keeps the
+    three apart (``filename``, ``offset``, ``detail``) for callers that list them as columns;
+    they used to parse the offset back out of the text. Other errors have no offset."""
+    bad = winerror.Win32Error(winerror.ERROR_BAD_FORMAT, "expected a header", filename="x.etl",
+                              offset=0x48)
+    assert str(bad) == "ERROR_BAD_FORMAT (11): x.etl: offset 0x48: expected a header"
+    assert bad.strerror.endswith(" x.etl: offset 0x48: expected a header")
+    assert (bad.filename, bad.offset, bad.detail) == ("x.etl", 0x48, "expected a header")
+    copy = pickle.loads(pickle.dumps(bad))
+    assert (str(copy), copy.filename, copy.offset, copy.detail) == (str(bad), "x.etl", 0x48,
+                                                                    "expected a header")
+    assert winerror.Win32Error(winerror.ERROR_DISK_FULL, "x", "x.etl").offset is None

@@ -126,17 +126,14 @@ def input_problem(path: str, exc: BaseException) -> str:
 
 def input_issue(path: str, exc: BaseException) -> tuple[int | None, str]:
     """An input that could not be opened as an issue row: (the byte offset the reader's error
-    names, None when it names none; ``input_problem``'s text after the file's name, that
-    offset left out), so the row and fmt's line say the same."""
-    text = input_problem(path, exc)[len(path) + 2:]
-    head = "cannot read: offset 0x"
-    if text.startswith(head):
-        number, _sep, rest = text[len(head):].partition(": ")
-        try:
-            return int(number, 16), f"cannot read: {rest}"
-        except ValueError:
-            pass
-    return None, text
+    carries (``Win32Error.offset``), None when it has none; ``input_problem``'s text after the
+    file's name, that offset left out), so the row and fmt's line say the same."""
+    from .winerror import Win32Error
+
+    offset = exc.offset if isinstance(exc, Win32Error) else None
+    if offset is not None:      # what was expected there, without the file and the offset
+        exc = Win32Error(exc.winerror, exc.detail)
+    return offset, input_problem(path, exc)[len(path) + 2:]
 
 
 def complain(command: str, message: object) -> None:

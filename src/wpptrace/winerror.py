@@ -140,6 +140,8 @@ class Win32Error(OSError):
 
     ``errno`` is the nearest POSIX errno (or None); ``strerror`` is the Windows message (then
     ``detail``: where, what was expected, or the call that failed); ``str(err)`` is one line.
+    A reader's error about a place in a file has its byte ``offset`` (else None): ``detail``
+    is then what was expected there, and the text says ``FILE: offset 0xN: detail``.
     ControlTrace's errors also say what the session's log files came to (see api.ControlTrace):
     ``properties``, ``old_file_error`` and ``new_file_error``, None on every other error.
     """
@@ -149,13 +151,16 @@ class Win32Error(OSError):
     new_file_error: Win32Error | None = None
     _KEPT = ("properties", "old_file_error", "new_file_error")
 
-    def __init__(self, code: int, detail: str | None = None, filename: str | None = None):
+    def __init__(self, code: int, detail: str | None = None, filename: str | None = None,
+                 offset: int | None = None):
         self.winerror = int(code)
         self.name = error_name(self.winerror)
         self.detail = detail or None
+        self.offset = offset
         text = error_text(self.winerror)
-        if detail:
-            text += f" {detail}"
+        said = self._said(filename)
+        if said:
+            text += f" {said}"
         if filename is None:
             super().__init__(_ERRNO_OF.get(self.winerror), text)
         else:
@@ -171,16 +176,24 @@ class Win32Error(OSError):
         detail (the call that failed). OSError's ``"[Errno N] ...: 'PATH'"`` named the file
         twice and an errno no Win32 code has."""
         said = f"{self.name} ({self.winerror}): "
-        detail, filename = self.detail, self.filename
+        filename = self.filename
+        detail = self._said(filename)
         if filename is not None and detail and detail.startswith(f"{filename}: "):
             return said + detail
         where = f"{filename}: " if filename is not None else ""
         return said + where + error_message(self.winerror) + (f" {detail}" if detail else "")
 
+    def _said(self, filename: str | None) -> str | None:
+        """The detail as told: at an offset, after the file and the offset."""
+        if self.offset is None:
+            return self.detail
+        where = f"{filename}: " if filename is not None else ""
+        return f"{where}offset {self.offset:#x}: {self.detail or ''}".rstrip(": ")
+
     def __reduce__(self):
         # what ControlTrace set is kept (an error handed to another process, e.g. by multiprocessing)
         kept = {name: self.__dict__[name] for name in self._KEPT if name in self.__dict__}
-        return (type(self), (self.winerror, self.detail, self.filename), kept or None)
+        return (type(self), (self.winerror, self.detail, self.filename, self.offset), kept or None)
 
 
 def as_win32(exc: OSError) -> OSError:
