@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import gc
 import os
 import stat
@@ -503,14 +502,14 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             if owned:  # complete: into place (an interrupted run leaves the old file)
                 target.commit(wait=False)       # the old file goes while the summary is written
         except OSError as exc:
-            if exc.errno not in OUT_OF_ROOM:
+            failure = write_failure(exc)
+            if failure is None:
                 raise
-            from wpptrace.winerror import as_win32
-
-            # the output filled its disk or passed the file size limit part-way (the
-            # inputs' read problems are issues, never raised): the run has no output
+            # a write of the output failed part-way: its disk full, the file size limit passed,
+            # the device failing... (the inputs' read problems are issues, never raised): the
+            # run has no output
             where = "standard output" if opts.output in (None, "-") else opts.output
-            print(f"{opts.prog}: error: {where}: cannot write: {reason(as_win32(exc))}", file=err)
+            print(f"{opts.prog}: error: {where}: cannot write: {reason(failure)}", file=err)
             if not owned and opts.hold_heap:   # (a command line's own process: a library
                 _drop_unwritten(out)            # caller's stream and descriptor are its own)
             for inp in inputs:
@@ -533,9 +532,20 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             summary_file.close()            # (not written: its temporary file removed)
 
 
-#: the errors of a write that found no room for the output (its disk full, the user's quota
-#: used up, the file size limit passed): only writing meets them
-OUT_OF_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: how a write of the output fails (winerror's names for the errnos it meets): no room for it
+#: (its disk full, the user's quota used up, the file size limit passed), the device failing,
+#: writing refused
+WRITE_FAILURES = frozenset({"ERROR_DISK_FULL", "ERROR_FILE_TOO_LARGE", "ERROR_WRITE_FAULT",
+                            "ERROR_ACCESS_DENIED"})
+
+
+def write_failure(exc: OSError):
+    """``exc`` as the Win32Error of a write of the output that failed (``WRITE_FAILURES``),
+    None if it is no such error (a process that could not be made, say: told as any other)."""
+    from wpptrace.winerror import as_win32
+
+    failure = as_win32(exc, writing=True)
+    return failure if getattr(failure, "name", None) in WRITE_FAILURES else None
 
 
 def _drop_unwritten(stream) -> None:

@@ -751,20 +751,20 @@ class _Assembly:
             raise self._failure(None)
 
     def _failure(self, worker: _Worker | None) -> Exception:
-        """What the run fails with: a worker's error (its traceback), or, when it found no
-        room for the output (``cli_fmt.OUT_OF_ROOM``), that error, reported as this
-        process's own writes would be."""
-        from .cli_fmt import OUT_OF_ROOM
+        """What the run fails with: a worker's error (its traceback), or, when its write of
+        the output failed (``cli_fmt.write_failure``: no room, a failing device...), that
+        error, reported as this process's own writes would be."""
+        from .cli_fmt import write_failure
 
         payloads = [w.payload for w in ([worker] if worker else []) + self.workers
                     if w.payload is not None and w.payload["error"]]
         failure = RuntimeError("a decoding process failed:\n" + (
             payloads[0]["error"] if payloads else "a worker process ended without a result"))
-        if payloads and payloads[0]["errno"] in OUT_OF_ROOM:
-            code = payloads[0]["errno"]
-            out_of_room = OSError(code, os.strerror(code))
-            out_of_room.__cause__ = failure
-            return out_of_room
+        code = payloads[0]["errno"] if payloads else None
+        if code is not None and write_failure(OSError(code, os.strerror(code))) is not None:
+            written = OSError(code, os.strerror(code))
+            written.__cause__ = failure
+            return written
         return failure
 
 

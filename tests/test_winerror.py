@@ -154,3 +154,14 @@ def test_an_error_at_a_file_offset_carries_the_file_the_offset_and_what():
     assert (str(copy), copy.filename, copy.offset, copy.detail) == (str(bad), "x.etl", 0x48,
                                                                     "expected a header")
     assert winerror.Win32Error(winerror.ERROR_DISK_FULL, "x", "x.etl").offset is None
+
+
+def test_a_failed_write_is_a_write_fault():
+    """EIO met writing to an open file is ERROR_WRITE_FAULT (as the C core names it); met
+    elsewhere (a read) it has no code."""
+    from wpptrace.winerror import as_win32
+
+    failed = OSError(errno.EIO, "os text")
+    assert as_win32(failed, writing=True).name == "ERROR_WRITE_FAULT"
+    assert as_win32(failed) is failed
+    assert as_win32(OSError(errno.ENOSPC, "os text"), writing=True).name == "ERROR_DISK_FULL"

@@ -196,11 +196,14 @@ class Win32Error(OSError):
         return (type(self), (self.winerror, self.detail, self.filename, self.offset), kept or None)
 
 
-def as_win32(exc: OSError) -> OSError:
+def as_win32(exc: OSError, writing: bool = False) -> OSError:
     """``exc`` as the Win32Error of the nearest code for its errno (``filename`` kept), for a
     message that names it as every other file problem is named; ``exc`` itself if it is one
-    already or its errno has no such code."""
+    already or its errno has no such code. ``writing``: ``exc`` was met writing to an open
+    file, where EIO is ERROR_WRITE_FAULT (as the C core names a failed write)."""
     code = _CODE_OF_ERRNO.get(exc.errno) if not isinstance(exc, Win32Error) else None
+    if code is None and writing and exc.errno == _errno.EIO and not isinstance(exc, Win32Error):
+        code = CODES["ERROR_WRITE_FAULT"]
     if code is None:
         return exc
     detail = None

@@ -6,6 +6,7 @@ device``, no file named. Every output format, ``-j 1`` and ``-j 2``, a file and 
 output."""
 from __future__ import annotations
 
+import errno
 import io
 import os
 import resource
@@ -87,3 +88,57 @@ def test_the_file_size_limit_passed_leaves_the_old_output(form, driver, tmp_path
         assert done.stderr == f"wpptrace fmt: error: {out}: {TOO_LARGE}\n", jobs
         assert out.read_text() == "old contents\n"
         assert os.listdir(tmp_path) == [out.name]        # no partial or temporary file
+
+
+class _FailingRaw(io.RawIOBase):
+    """A device that fails every write with ``errno``."""
+
+    def __init__(self, errno_: int) -> None:
+        self.errno_ = errno_
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        raise OSError(self.errno_, os.strerror(self.errno_))
+
+
+@pytest.mark.parametrize("form", ["text", "jsonl"])
+def test_any_other_write_error_is_one_line_with_its_win32_name(form, driver):
+    """A write of the output that fails for another reason than room (EIO: a failing device) is
+    one line naming the output and the Win32 code (ERROR_WRITE_FAULT, as the C core names a
+    failed write of a session's file), exit 1 as for a full disk: it reached the command
+    line's last line of defence (``wpptrace fmt: error: [Errno 5] Input/output error``)."""
+    from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
+
+    etl, tmf = driver
+    err = io.StringIO()
+    failing = io.TextIOWrapper(io.BufferedWriter(_FailingRaw(errno.EIO)), encoding="utf-8")
+    code = run_fmt(FmtOptions(files=[str(etl)], tmf_dirs=[str(tmf)], output_format=form),
+                   out=failing, err=err)
+    assert (code, err.getvalue()) == (1, "wpptrace fmt: error: standard output: cannot write: The "
+                                         "system cannot write to the specified device "
+                                         "(ERROR_WRITE_FAULT)\n")
+
+
+def test_a_write_error_in_a_worker_is_the_same_one_line(driver, tmp_path):
+    """``-j 2``: a worker whose write of the output fails (EIO) makes the run say the same line
+    as this process's own write would."""
+    etl, tmf = driver
+    out = tmp_path / "out.txt"
+    script = ("import errno, os, sys\n"
+              "from wpptrace.decoder import parallel\n"
+              "real = parallel._decode_window\n"
+              "def failing(*args):\n"
+              "    if os.getpid() != parent:\n"
+              "        raise OSError(errno.EIO, os.strerror(errno.EIO))\n"
+              "    return real(*args)\n"
+              "parent = os.getpid()\n"
+              "parallel._decode_window = failing\n"
+              "from wpptrace.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    done = subprocess.run([sys.executable, "-c", script, "fmt", str(etl), "-p", str(tmf), "-j", "2",
+                           "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (1, f"wpptrace fmt: error: {out}: cannot write: The "
+                                                 f"system cannot write to the specified device "
+                                                 f"(ERROR_WRITE_FAULT)\n")
