@@ -46,6 +46,10 @@ os.environ["WPPTRACE_RUNTIME_DIR"] = RUNTIME_DIR
 CACHE_DIR = run_directories.make(run_directories.CACHE)
 os.environ["WPPTRACE_CACHE_DIR"] = CACHE_DIR
 os.environ.pop("WPPTRACE_NO_CACHE", None)
+# The commands tests run by name (wpptrace, tracefmt, tracelog) are this environment's: its
+# scripts directory first on PATH, so a run without the venv activated, or with another
+# install earlier on PATH, still tests this checkout's commands.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
 def _clean_up() -> None:
