@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from wpptrace.provider._hazmat import (
-    FAST, INVALID_TRACEHANDLE, check, ffi, last_error, lib, trace_message_raw, trace_packed_raw,
+    INVALID_TRACEHANDLE, check, ffi, last_error, lib, trace_message_raw, trace_packed_raw,
 )
 from wpptrace.winerror import Win32Error
 
@@ -270,26 +270,15 @@ def TraceMessageVa(logger_handle: int, flags: int, message_guid: uuid.UUID | Non
           "TraceMessageVa")
 
 
-def trace_packed(logger_handle: int, flags: int, message_guid_bytes_le: bytes | None,
-                 number: int, payload: bytes, _raw=lib.wpptrace_trace_packed, _len=len,
-                 _null=ffi.NULL) -> int:
-    """Fast path: one message whose argument bytes are exactly ``payload``; returns the Win32
-    code (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost;
-    ERROR_INVALID_PARAMETER for an int out of its C type's range, a message number above
-    65535 say, nothing written) and never raises for a failure: it runs in the traced
-    application (a value of the wrong type is a TypeError). ``message_guid_bytes_le`` is
-    ``uuid.bytes_le`` or None.
-
-    This is the cffi form; with the builtins of provider/pyext/fastpath.c installed (the
-    normal build), ``trace_packed`` is the METH_FASTCALL builtin with the same signature."""
-    try:
-        return _raw(logger_handle, flags, message_guid_bytes_le or _null, number, payload, _len(payload))
-    except OverflowError:       # cffi's for an int out of its C type's range
-        return lib.ERROR_INVALID_PARAMETER
-
-
-if FAST:
-    trace_packed = trace_packed_raw  # noqa: F811 - same contract, no cffi per-call cost
+#: Fast path: ``trace_packed(logger_handle, flags, message_guid_bytes_le, number, payload)``
+#: logs one message whose argument bytes are exactly ``payload`` and returns the Win32 code
+#: (0 = logged; ERROR_NOT_ENOUGH_MEMORY = dropped and counted in EventsLost;
+#: ERROR_INVALID_PARAMETER for a GUID that is not 16 bytes or an int out of its C type's range,
+#: a message number above 65535 say, nothing written). It never raises for a failure: it runs
+#: in the traced application (a value of the wrong type is a TypeError).
+#: ``message_guid_bytes_le`` is ``uuid.bytes_le`` or None. The METH_FASTCALL builtin of
+#: provider/pyext/fastpath.c in the normal build, else _hazmat's cffi form (same contract).
+trace_packed = trace_packed_raw
 
 
 # ---- controller ------------------------------------------------------------------------------

@@ -202,8 +202,8 @@ def test_a_str_guid_is_a_type_error_in_tracemessage_as_in_tracemessageva(tmp_pat
 def test_the_fast_paths_answer_an_out_of_range_integer_with_a_code_never_raising(tmp_path, session_name):
     """``trace_packed`` and ``trace_message`` run inside the traced application: an integer out
     of its C type's range (a message number above 65535, flags above 32 bits, a negative or
-    65-bit handle) is ERROR_INVALID_PARAMETER returned, nothing written, as a bad GUID length
-    is; they raised OverflowError into the application. Both builds alike (the METH_FASTCALL
+    65-bit handle) is ERROR_INVALID_PARAMETER returned, nothing written, as a GUID that is
+    not 16 bytes is (never read past its end); they raised OverflowError into the application. Both builds alike (the METH_FASTCALL
     builtins and their cffi fallbacks); a value of the wrong type is still a TypeError."""
     from wpptrace.provider import _hazmat
 
@@ -213,7 +213,8 @@ def test_the_fast_paths_answer_an_out_of_range_integer_with_a_code_never_raising
         for fn in (P.trace_packed, _hazmat.trace_packed_raw, fallbacks["trace_packed_raw"]):
             for args in ((h, 0x2B, GUID.bytes_le, 1 << 16, b"x"), (h, 0x2B, GUID.bytes_le, -1, b"x"),
                          (h, 1 << 32, GUID.bytes_le, 1, b"x"), (h, -1, None, 1, b"x"),
-                         (-1, 0x2B, None, 1, b"x"), (1 << 64, 0x2B, None, 1, b"x")):
+                         (-1, 0x2B, None, 1, b"x"), (1 << 64, 0x2B, None, 1, b"x"),
+                         (h, 0x2B, GUID.bytes_le[:5], 1, b"x"), (h, 0x2B, b"", 1, b"x")):
                 assert fn(*args) == L.ERROR_INVALID_PARAMETER, (fn, args)
             with pytest.raises(TypeError):
                 fn(h, 0x2B, None, "1", b"x")
