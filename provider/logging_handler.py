@@ -123,7 +123,8 @@ class WppHandler(logging.Handler):
     ``LOGGING``, rooted (for message GUIDs) at the directory of the file that creates the
     handler, or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` uses
     yours. Records are written when a session has enabled the provider for the flag at the
-    record's trace level; the handler's own logging level filters first, as usual."""
+    record's trace level; the handler's own logging level filters first, as usual, then its
+    filters (a record one of them returns in place of the original, Python 3.12+, is written)."""
 
     def __init__(self, name: str | None = None, *, guid: "uuid.UUID | str | None" = None,
                  provider: Provider | None = None, flag: int | None = None, root: str | None = None,
@@ -155,8 +156,14 @@ class WppHandler(logging.Handler):
         level = self._levels.get(record.levelno) or trace_level_for(record.levelno)
         if not (self.flag & provider._masks[level]):
             return False
-        if self.filters and not self.filter(record):
-            return False
+        if self.filters:
+            # Python 3.12+: a filter may return a new record (redacted arguments ...) that
+            # stands for the original from then on; logging's handlers write that one.
+            passed = self.filter(record)
+            if not passed:
+                return False
+            if isinstance(passed, logging.LogRecord):
+                record = passed
         try:
             self.emit(record)
         except (MemoryError, RecursionError):  # no room to enter emit (see there)

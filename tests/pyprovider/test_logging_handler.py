@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import sys
 import uuid
 
 import pytest
@@ -229,3 +230,60 @@ def test_two_threads_at_one_unformattable_call_site_warn_once() -> None:
         for thread in threads:
             thread.join()
     assert len([w for w in seen if w.category is TraceWarning]) == 1
+
+
+def _filters_as_on_3_12(handler: logging.Handler) -> None:
+    """Python 3.12's Filterer.filter on ``handler``: a filter may return a LogRecord, which
+    replaces the record for the filters after it and for the handler. On 3.11 Filterer.filter
+    returns a bool, so the handler's use of a returned record is tested through this."""
+    if sys.version_info >= (3, 12):
+        return
+
+    def filter(record: logging.LogRecord) -> logging.LogRecord | bool:
+        for f in handler.filters:
+            result = f.filter(record) if hasattr(f, "filter") else f(record)
+            if not result:
+                return False
+            if isinstance(result, logging.LogRecord):
+                record = result
+        return record
+
+    handler.filter = filter  # type: ignore[method-assign]
+
+
+class _Redacting(logging.Filter):
+    """Replaces each record by one whose arguments are redacted (3.12's way to change a record
+    for one handler only)."""
+
+    def filter(self, record: logging.LogRecord) -> logging.LogRecord:
+        copy = logging.makeLogRecord(record.__dict__)
+        copy.args = tuple("<redacted>" for _ in record.args or ())
+        return copy
+
+
+@pytest.mark.parametrize("dropping", [False, True])
+def test_a_record_a_filter_replaces_is_written_as_replaced(dropping: bool) -> None:
+    """A filter returning a new record (redacted arguments): the handler writes that record, as
+    logging's own handlers do, not the original with the secret; a falsy result drops it."""
+    from wpptrace.provider.tracing import Provider
+    provider = Provider("LogRedacted", register=False, flags=("LOGGING",))
+    sent: list[bytes] = []
+    provider._use_writer(lambda h, fl, g, n, p: sent.append(bytes(p)) or 0)
+    provider._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    handler = WppHandler(provider=provider)
+    handler.addFilter(_Redacting())
+    if dropping:
+        handler.addFilter(lambda record: False)
+    _filters_as_on_3_12(handler)
+    log = logging.getLogger(f"redacted.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    log.info("token %s", "hunter2")
+    log.warning(f"formatted {'x'} %s", "hunter2")
+    if dropping:
+        assert sent == []
+        return
+    assert len(sent) == 2 and (handler.sent_typed, handler.sent_formatted) == (1, 1)
+    assert not any("hunter2".encode("utf-16-le") in payload for payload in sent), sent
+    assert all("<redacted>".encode("utf-16-le") in payload for payload in sent), sent
