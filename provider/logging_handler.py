@@ -13,10 +13,13 @@ WPP renders with ``%g``), and nothing is formatted in the process. As tracewpp d
 message GUIDs are per source file and numbers per call site in source order, found like the
 provider's call sites (site registry or unchanged source), so the TMF is the same on every run:
 ``handler.write_tmf(dir)``. Logging levels map to TRACE_LEVEL_* (CRITICAL 1, ERROR 2, WARNING 3,
-INFO 4, DEBUG and below 5).
+INFO 4, DEBUG and below 5), and a message's LEVEL= names the level its records are enabled at:
+``log.log(25, ...)`` is TRACE_LEVEL_INFORMATION, ``log.log(logging.WARNING, ...)``
+TRACE_LEVEL_WARNING, as ``log.warning`` is.
 
 Records that cannot travel typed (a template that is not a literal at its call site, ``%(name)s``
-mappings, ``*`` widths, a value that does not fit its type such as an int beyond 64 bits) are
+mappings, ``*`` widths, a ``log.log`` level that is neither a literal int nor ``logging.NAME``
+and so known only at run time, a value that does not fit its type such as an int beyond 64 bits) are
 still written: formatted at once (``record.getMessage()``) into the provider's catch-all message
 for the record's level (``%0%10!s!``, LEVEL= that level). A record whose template and arguments
 do not fit (``log.info("%d %d", 1)``) goes there as its template and arguments, saying why, and
@@ -49,26 +52,11 @@ from wpptrace.tmf.model import Argument, Message
 from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, _text_of, _warn_once
 from .tracing_interrupts import passes_on
 from .tracing_sources import StackTooSmall
-from .tracing_sites import LEVELS, LoggingSite, message_guid, message_name, relative_source_path, \
-    scan_logging_calls
+from .tracing_sites import TRACE_LEVEL_NAMES, LoggingSite, message_guid, message_name, relative_source_path, \
+    scan_logging_calls, trace_level_for
 from .tracing_types import python_format
 
 __all__ = ["WppHandler", "trace_level_for", "compile_template", "scan_logging_calls", "LoggingSite"]
-
-_LEVEL_NAMES = {value: name for name, value in LEVELS.items() if name != "TRACE_LEVEL_FATAL"}
-
-
-def trace_level_for(levelno: int) -> int:
-    """logging level -> TRACE_LEVEL_* (levels between the named ones go to the less severe)."""
-    if levelno >= logging.CRITICAL:
-        return 1
-    if levelno >= logging.ERROR:
-        return 2
-    if levelno >= logging.WARNING:
-        return 3
-    if levelno >= logging.INFO:
-        return 4
-    return 5
 
 
 # -- templates: Python %-format -> WPP message ---------------------------------------------------
@@ -279,6 +267,10 @@ class WppHandler(logging.Handler):
                     return entry
                 templates = self._lines[line] = {s.template: s for s in sites or () if s.line == record.lineno}
             site = templates.get(record.msg)
+            # a log() whose level is computed at run time has no message of its own: its TMF
+            # level could not be the one each record is written (and enabled) at
+            if site is not None and site.trace_level != trace_level_for(record.levelno):
+                site = None
             if site is not None:
                 try:
                     entry = _SiteEntry(self._guid(record.pathname).bytes_le, site.number,
@@ -293,7 +285,7 @@ class WppHandler(logging.Handler):
         """The catch-all messages, one per trace level (formatted records and tracebacks)."""
         return [Message(guid=self.fallback_guid, number=fallback_number(level), name="logging_formatted",
                         format=_FALLBACK_FORMAT, args=(Argument("record.getMessage()", "ItemWString", (), 10),),
-                        trailer={"LEVEL": _LEVEL_NAMES[level], "FLAGS": self.flag_name, "FUNC": "WppHandler.emit"},
+                        trailer={"LEVEL": TRACE_LEVEL_NAMES[level], "FLAGS": self.flag_name, "FUNC": "WppHandler.emit"},
                         component=self.provider.name, source_file="<logging>", origin="<logging>")
                 for level in range(1, 6)]
 
@@ -310,6 +302,8 @@ class WppHandler(logging.Handler):
             guid = self._guid(path)
             base = os.path.basename(path)
             for site in sites:
+                if site.trace_level is None:
+                    continue  # a level known only at run time: such records go formatted
                 try:
                     compiled = compile_template(site.template)
                 except (ValueError, TypeError):

@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import hashlib
 import itertools
+import logging
 import os
 import re
 import sys
@@ -41,6 +42,7 @@ __all__ = [
     "CallSite", "ProviderDecl", "TypeDecl", "ScanResult", "ScanError", "ScopedVisitor",
     "etw_name_guid", "message_guid", "relative_source_path", "message_name",
     "scan_source", "scan_file", "read_source", "recompiling", "LoggingSite", "LOGGING_METHODS", "scan_logging_calls",
+    "trace_level_for",
 ]
 
 #: TRACE_LEVEL_* values (evntrace.h).
@@ -393,7 +395,25 @@ def scan_source(source: str, path: str) -> ScanResult:
 
 # -- logging calls (for WppHandler) --------------------------------------------------------------
 
-#: logging method -> the TRACE_LEVEL name its records get (logging.log gives the level text).
+def trace_level_for(levelno: int) -> int:
+    """logging level -> TRACE_LEVEL_* (levels between the named ones go to the less severe)."""
+    if levelno >= logging.CRITICAL:
+        return 1
+    if levelno >= logging.ERROR:
+        return 2
+    if levelno >= logging.WARNING:
+        return 3
+    if levelno >= logging.INFO:
+        return 4
+    return 5
+
+
+#: TRACE_LEVEL_* -> the name a logging call site's LEVEL= gives it (FATAL is CRITICAL's alias).
+TRACE_LEVEL_NAMES = {value: name for name, value in LEVELS.items() if name != "TRACE_LEVEL_FATAL"}
+#: the level constants of the logging module a ``logging.NAME`` level may name
+_LOGGING_LEVELS = ("CRITICAL", "FATAL", "ERROR", "WARNING", "WARN", "INFO", "DEBUG", "NOTSET")
+
+#: logging method -> the TRACE_LEVEL name its records get (logging.log: see _log_level_text).
 LOGGING_METHODS = {
     "critical": "TRACE_LEVEL_CRITICAL", "fatal": "TRACE_LEVEL_CRITICAL", "error": "TRACE_LEVEL_ERROR",
     "exception": "TRACE_LEVEL_ERROR", "warning": "TRACE_LEVEL_WARNING", "warn": "TRACE_LEVEL_WARNING",
@@ -408,10 +428,15 @@ class LoggingSite:
     number: int
     line: int
     method: str
-    level_text: str
+    level_text: str      # LEVEL= value: TRACE_LEVEL_*, "" for a log() level known only at run time
     template: str
     function: str
     arg_texts: tuple[str, ...]
+
+    @property
+    def trace_level(self) -> int | None:
+        """The TRACE_LEVEL_* value of every record of this site; None if it varies."""
+        return LEVELS.get(self.level_text) if self.level_text.startswith("TRACE_LEVEL_") else None
 
 
 class _LoggingVisitor(ScopedVisitor):
@@ -426,13 +451,25 @@ class _LoggingVisitor(ScopedVisitor):
             if func.attr in LOGGING_METHODS and args and _is_str(args[0]):
                 self._add(node, func.attr, LOGGING_METHODS[func.attr], args[0].value, args[1:])
             elif func.attr == "log" and len(args) >= 2 and _is_str(args[1]) and not _is_str(args[0]):
-                level = "".join((self.lines.segment(args[0]) or "?").split())
-                self._add(node, "log", level, args[1].value, args[2:])
+                self._add(node, "log", _log_level_text(args[0]), args[1].value, args[2:])
         self.generic_visit(node)
 
     def _add(self, node: ast.Call, method: str, level_text: str, template: str, rest: list) -> None:
         texts = tuple(" ".join((self.lines.segment(a) or "?").split()) for a in rest)
         self.found.append((node.lineno, node.col_offset, method, level_text, template, self._function(), texts))
+
+
+def _log_level_text(node: ast.expr) -> str:
+    """LEVEL= of ``log.log(LEVEL, ...)``: the TRACE_LEVEL_* name of the trace level the handler
+    gives its records (``trace_level_for``) when LEVEL is a literal int or ``logging.NAME``; ""
+    for a level known only at run time, whose records go to the catch-all message of their level
+    (one TMF level could not be right for all of them)."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return TRACE_LEVEL_NAMES[trace_level_for(node.value)]
+    if (isinstance(node, ast.Attribute) and node.attr in _LOGGING_LEVELS
+            and isinstance(node.value, ast.Name) and node.value.id == "logging"):
+        return TRACE_LEVEL_NAMES[trace_level_for(getattr(logging, node.attr))]
+    return ""
 
 
 def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:

@@ -57,10 +57,11 @@ def test_unchanged_application_traces_through_one_handler(shop, pp, tmp_path: pa
             for line in capture.lines]
     assert "total 123.46 EUR, discount  12.5%, hex id 0x11" in capture.lines
     assert got == want
-    # Typed: the 7 records with a literal template and values that fit. Formatted at once: the
-    # int beyond 64 bits, the %(who)s mapping and the non-literal template (the traceback after
-    # log.exception is its own catch-all message, not counted as a record).
-    assert handler.sent_typed == 7 and handler.sent_formatted == 3
+    # Typed: the 6 records with a literal template, a constant level and values that fit.
+    # Formatted at once: the int beyond 64 bits, the %(who)s mapping, the non-literal template
+    # and the log() at a computed level (the traceback after log.exception is its own catch-all
+    # message, not counted as a record).
+    assert handler.sent_typed == 6 and handler.sent_formatted == 4
     assert handler.provider.events_dropped == 0
 
 
@@ -78,7 +79,7 @@ def test_the_template_is_the_tmf_entry(shop, tmp_path: pathlib.Path) -> None:
     assert [a.item for a in by_number[11].args] == ["ItemWString", "ItemWString"]  # %s and %r
     assert by_number[13].trailer["LEVEL"] == "TRACE_LEVEL_WARNING"
     assert 15 not in by_number  # %(who)s goes formatted
-    assert by_number[16].trailer["LEVEL"] == "logging.ERROR+5"  # log(level, ...): the expression
+    assert 16 not in by_number  # log(logging.ERROR + 5, ...): a computed level goes formatted
     assert by_number[17].format == "%0lookup failed for %10!s!"  # the non-literal call is no site
 
 
@@ -287,3 +288,51 @@ def test_a_record_a_filter_replaces_is_written_as_replaced(dropping: bool) -> No
     assert len(sent) == 2 and (handler.sent_typed, handler.sent_formatted) == (1, 1)
     assert not any("hunter2".encode("utf-16-le") in payload for payload in sent), sent
     assert all("<redacted>".encode("utf-16-le") in payload for payload in sent), sent
+
+
+_LOG_LEVELS_SOURCE = """\
+import logging
+log = logging.getLogger("levels")
+def work(level):
+    log.log(25, "between info and warning %d", 1)
+    log.log(logging.WARNING, "named warning %d", 2)
+    log.log(logging.ERROR + 5, "computed %d", 3)
+    log.log(level, "variable %d", 4)
+    log.warning("method %d", 5)
+"""
+
+
+def test_log_with_a_constant_level_names_the_trace_level_the_handler_filters_with(pp, tmp_path) -> None:
+    """``log.log(25, ...)`` is written when INFORMATION (4) is enabled, so its TMF says
+    TRACE_LEVEL_INFORMATION (not LEVEL=25); ``log.log(logging.WARNING, ...)`` is
+    TRACE_LEVEL_WARNING as log.warning is. A level computed at run time has no one TMF level:
+    such records go to the catch-all message of their level, as a non-literal template does."""
+    source = tmp_path / "levels_app.py"
+    source.write_text(_LOG_LEVELS_SOURCE)
+    handler = WppHandler("LogLevels", root=str(tmp_path))
+    try:
+        handler.add_sources(str(source))
+        by_number = {m.number: m for m in handler.messages() if m.source_file == "levels_app.py"}
+    finally:
+        handler.provider.unregister()
+    assert {n: m.trailer["LEVEL"] for n, m in by_number.items()} == {
+        10: "TRACE_LEVEL_INFORMATION", 11: "TRACE_LEVEL_WARNING", 14: "TRACE_LEVEL_WARNING"}
+
+    module = pp.load_module("pyprovider_log_levels", source)
+    from wpptrace.provider.tracing import Provider
+    provider = Provider("LogLevelsRun", register=False, flags=("LOGGING",), root=str(tmp_path))
+    sent: list[tuple[bytes, int]] = []
+    provider._use_writer(lambda h, fl, g, n, p: sent.append((bytes(g), n)) or 0)
+    provider._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    handler = WppHandler(provider=provider)
+    module.log.addHandler(handler)
+    module.log.setLevel(logging.DEBUG)
+    try:
+        module.work(logging.ERROR)
+    finally:
+        module.log.removeHandler(handler)
+    fallback = handler.fallback_guid.bytes_le
+    typed = [n for g, n in sent if g != fallback]
+    assert typed == [10, 11, 14]
+    # computed: ERROR+5 is ERROR (2), the variable ERROR too: catch-all 12
+    assert [n for g, n in sent if g == fallback] == [12, 12]
