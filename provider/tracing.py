@@ -33,7 +33,9 @@ ERROR_MORE_DATA: the message's record, 8 bytes of header, its MessageFlags items
 arguments, 8-byte aligned, must fit BufferSize less the 72-byte buffer header) are
 counted in ``events_dropped``, as the session counts them in EventsLost; so are calls the
 process had no memory or stack left for (a call made near the recursion limit), with
-``last_error`` ERROR_NOT_ENOUGH_MEMORY: lost, never raised, in strict mode too. A source file
+``last_error`` ERROR_NOT_ENOUGH_MEMORY, and calls made after the enabling session stopped but
+before its disable callback arrived (stopped from another process), with ``last_error``
+ERROR_INVALID_HANDLE: lost, never raised, in strict mode too. A source file
 nested too deeply to scan, found so by a call that used at most a quarter of the recursion
 limit, is kept as such for the run: its calls are dropped and reported, the file is not
 scanned again. A deeper call that has no room to scan the file is lost as above, and so are
@@ -150,9 +152,11 @@ class ProviderStats:
 
     ``calls_dropped``: trace calls that could not be written as their message (per call site in
     ``sites``); ``events_dropped``: events the session refused (no free buffer, larger than a
-    buffer: the session counts them in EventsLost) and calls the process had no memory or
-    stack left for; ``last_error``: the last of these refusals (a Win32 code,
-    ERROR_NOT_ENOUGH_MEMORY for want of memory or stack); ``registration_error``: why the
+    buffer: the session counts them in EventsLost), calls the process had no memory or stack
+    left for, and calls made after the session that enabled the provider stopped but before
+    its disable callback arrived (a session stopped from another process: no session took
+    them); ``last_error``: the last of these refusals (a Win32 code: ERROR_NOT_ENOUGH_MEMORY for
+    want of memory or stack, ERROR_INVALID_HANDLE for a stopped session); ``registration_error``: why the
     provider is not registered, empty when it is (or was never asked to be): no session can
     enable it, and its calls do nothing."""
 

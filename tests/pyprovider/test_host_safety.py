@@ -1570,3 +1570,23 @@ def test_threads_resolving_one_new_site_at_once_are_all_written(tmp_path, monkey
     stats = trace.stats()
     assert (stats.calls_dropped, len(trace._files), len(trace._sources.files())) == (0, 1, 1)
     assert [len(sites) for _code, sites in trace._sites.values()] == [1]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_call_after_its_session_stopped_before_the_disable_arrived_is_counted(tmp_path, path):
+    """The session that enabled the provider stopped (in another process) and its disable
+    callback has not arrived: the provider still holds the stopped session's handle. A call
+    then is written to no session: counted in events_dropped with last_error
+    ERROR_INVALID_HANDLE (6), as documented, never raised."""
+    from wpptrace.provider import tracing
+    app = make_app(tmp_path, APP)
+    props = api.EVENT_TRACE_PROPERTIES(LogFileMode=1, LogFileName=str(tmp_path / "stopped.etl"))
+    handle = api.StartTrace(f"stopped-{uuid.uuid4().hex[:12]}", props)
+    api.ControlTrace(handle, None, None, 1)  # EVENT_TRACE_CONTROL_STOP
+    if path == "python":
+        app.trace._use_writer(tracing._trace_packed_raw)
+    app.trace._set_enable_state(handle, 0xFFFFFFFF, 5)    # as before the disable callback
+    app.go(1)
+    app.go(2)
+    stats = app.trace.stats()
+    assert (stats.events_dropped, stats.last_error, stats.calls_dropped) == (2, 6, 0)
