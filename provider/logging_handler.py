@@ -109,13 +109,13 @@ class WppHandler(logging.Handler):
 
     ``WppHandler("MyApp")`` makes (and registers) a provider named MyApp with one flag,
     ``LOGGING``, rooted (for message GUIDs) at the directory of the file that creates the
-    handler, or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` uses
-    yours. Records are written when a session has enabled the provider for the flag at the
+    handler, or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` (or
+    ``flag="X"``, the flag's name) uses yours. Records are written when a session has enabled the provider for the flag at the
     record's trace level; the handler's own logging level filters first, as usual, then its
     filters (a record one of them returns in place of the original, Python 3.12+, is written)."""
 
     def __init__(self, name: str | None = None, *, guid: "uuid.UUID | str | None" = None,
-                 provider: Provider | None = None, flag: int | None = None, root: str | None = None,
+                 provider: Provider | None = None, flag: int | str | None = None, root: str | None = None,
                  level: int = logging.NOTSET) -> None:
         super().__init__(level)
         if provider is None:
@@ -124,7 +124,7 @@ class WppHandler(logging.Handler):
             # As for Provider: source paths are relative to the file creating the handler.
             provider = Provider(name, guid, flags=("LOGGING",), root=root, _creator=sys._getframe(1))
         self.provider = provider
-        self.flag = int(flag) if flag is not None else (int(next(iter(provider.flags))) if len(provider.flags) else 1)
+        self.flag = _flag_of(provider, flag)
         self.flag_name = next((f.name for f in provider.flags if int(f) == self.flag), "LOGGING")
         self._levels = {lvl: trace_level_for(lvl) for lvl in range(0, 101)}
         # (template, line, file) of the literal templates seen -> how they travel; the catch-all
@@ -348,6 +348,26 @@ class WppHandler(logging.Handler):
 
     def close(self) -> None:
         super().close()
+
+
+def _flag_of(provider: Provider, flag: int | str | None) -> int:
+    """The flag bit(s) a handler writes with: given (the provider's flag, or its name), else the
+    provider's first flag; a clear error naming ``flag`` otherwise (at construction)."""
+    if flag is None:
+        return int(next(iter(provider.flags))) if len(provider.flags) else 1
+    if isinstance(flag, str):
+        try:
+            return int(provider.flag(flag))
+        except KeyError:
+            names = ", ".join(f.name for f in provider.flags) or "none"
+            raise ValueError(f"flag {flag!r}: {provider.name} has no flag of that name (its flags: "
+                             f"{names})") from None
+    if not isinstance(flag, int):
+        raise TypeError(f"flag must be a flag of the provider (an int) or its name, not "
+                        f"{type(flag).__name__}")
+    if not 0 < flag <= 0xFFFFFFFF:
+        raise ValueError(f"flag {flag!r}: flags are bits of a 32-bit mask, it must be 1..0xffffffff")
+    return int(flag)
 
 
 def _caller_frame(record: logging.LogRecord) -> Any:

@@ -336,3 +336,20 @@ def test_log_with_a_constant_level_names_the_trace_level_the_handler_filters_wit
     assert typed == [10, 11, 14]
     # computed: ERROR+5 is ERROR (2), the variable ERROR too: catch-all 12
     assert [n for g, n in sent if g == fallback] == [12, 12]
+
+
+def test_the_flag_is_the_providers_flag_its_name_or_a_clear_error() -> None:
+    """``flag=`` takes the provider's flag (``p.flags.B``, an int) or its name ("B"); anything
+    else is refused at construction naming the parameter, not with int()'s bare ValueError."""
+    from wpptrace.provider.tracing import Provider
+    provider = Provider("LogFlagNames", register=False, flags=("A", "B"))
+    assert WppHandler(provider=provider, flag=provider.flags.B).flag == 2
+    by_name = WppHandler(provider=provider, flag="B")
+    assert (by_name.flag, by_name.flag_name) == (2, "B")
+    with pytest.raises(ValueError, match=r"flag 'C': LogFlagNames has no flag of that name \(its flags: A, B\)"):
+        WppHandler(provider=provider, flag="C")
+    with pytest.raises(TypeError, match=r"flag must be a flag of the provider \(an int\) or its name, not float"):
+        WppHandler(provider=provider, flag=2.0)
+    for bad in (0, 1 << 32, -1):
+        with pytest.raises(ValueError, match=r"flag .* must be 1\.\.0xffffffff"):
+            WppHandler(provider=provider, flag=bad)
