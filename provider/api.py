@@ -22,6 +22,7 @@ from typing import Any
 from wpptrace.provider._hazmat import (
     INVALID_TRACEHANDLE, check, ffi, last_error, lib, trace_message_raw, trace_packed_raw,
 )
+from wpptrace.provider import runtime_directory
 from wpptrace.winerror import Win32Error
 
 __all__ = [
@@ -464,6 +465,23 @@ def _at_exit() -> None:
     lib.wpptrace_endpoint_close()
 
 
+#: StartTrace failures about the session's name or this user's registry, never its log file
+_NOT_ABOUT_THE_FILE = frozenset((lib.ERROR_ALREADY_EXISTS, lib.ERROR_BUSY, lib.ERROR_WMI_INSTANCE_NOT_FOUND))
+
+
+def _start_failed(rc: int, name: str, properties: EVENT_TRACE_PROPERTIES) -> None:
+    """Win32Error for StartTrace's ``rc``: a runtime directory the core refuses (not private to
+    this user ...) is said so, as the session CLI says it; the log file is named only when the
+    error may be about it."""
+    call = f"StartTrace({name!r})"
+    if rc in (lib.ERROR_ACCESS_DENIED, lib.ERROR_BAD_PATHNAME):
+        refused = runtime_directory.refusal()
+        if refused is not None:
+            raise Win32Error(rc, f"{call}: {refused}")
+    about_the_file = properties.LogFileName and rc not in _NOT_ABOUT_THE_FILE
+    check(rc, call, str(properties.LogFileName) if about_the_file else None)
+
+
 def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
     """Start session ``name``; returns its handle and fills ``properties``' outputs.
 
@@ -474,8 +492,9 @@ def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
     raw = _encode_name(name)
     block, p = properties._to_c()
     out = ffi.new("uint64_t *")
-    check(lib.StartTraceA(out, raw, p), f"StartTrace({name!r})",
-          str(properties.LogFileName) if properties.LogFileName else None)
+    rc = lib.StartTraceA(out, raw, p)
+    if rc != lib.ERROR_SUCCESS:
+        _start_failed(rc, name, properties)
     properties._from_c(p)
     if properties.LogFileMode & _PRIVATE_MODES:
         _running.add(int(out[0]))

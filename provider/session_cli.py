@@ -18,15 +18,15 @@ import argparse
 import contextlib
 import os
 import signal
-import stat
 import sys
 import threading
 import uuid
 from typing import Callable, Iterable, Iterator, NoReturn, TextIO
 
 from wpptrace._cliutil import reason
-from wpptrace.provider import api, sessions
+from wpptrace.provider import api, runtime_directory, sessions
 from wpptrace.provider._hazmat import lib
+from wpptrace.provider.runtime_directory import refusal as runtime_directory_refusal
 from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
@@ -107,15 +107,6 @@ def check_logfile(path: str) -> str:
     return full
 
 
-def _runtime_directory_name() -> str:
-    """Where the runtime directory is looked for (as the core resolves it)."""
-    if os.environ.get("WPPTRACE_RUNTIME_DIR"):
-        return os.environ["WPPTRACE_RUNTIME_DIR"]
-    if os.environ.get("XDG_RUNTIME_DIR", "").startswith("/"):
-        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "wpptrace")
-    return f"/tmp/wpptrace-{os.geteuid()}"
-
-
 def log_file_refusal(path: str, exc: Win32Error) -> str:
     """Why the core would not take ``path`` as the log file, one line: the rule that refused it,
     as the core says it (its walk of the path, links followed as it follows them)."""
@@ -123,58 +114,6 @@ def log_file_refusal(path: str, exc: Win32Error) -> str:
     if not why:
         return f"{path}: cannot create the log file ({exc.name})"
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
-
-
-def _runtime_directory_problem(path: str) -> str:
-    """What makes ``path`` unusable as the runtime directory, in words (the core's checks)."""
-    if not os.path.isdir("/proc/self/fd"):
-        return "it is used through /proc/self/fd, and /proc is not mounted here"
-    uid = os.geteuid()
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        st = None
-        if not isinstance(exc, FileNotFoundError):
-            return (exc.strerror or str(exc)).lower()
-    if st is not None:
-        if stat.S_ISLNK(st.st_mode):
-            return "it is a symbolic link; it must be a directory of this user, mode 0700"
-        if not stat.S_ISDIR(st.st_mode):
-            return "it is not a directory"
-        if st.st_uid != uid:
-            return (f"it belongs to user {st.st_uid}, not to this user ({uid}): someone else made it "
-                    f"first; remove it, or set WPPTRACE_RUNTIME_DIR to a directory of this user")
-        if st.st_mode & 0o077:
-            return f"its mode is {stat.S_IMODE(st.st_mode):04o}; it must be private to this user (0700)"
-    parent = os.path.dirname(path.rstrip("/")) or "/"
-    try:
-        up = os.stat(parent)
-    except OSError as exc:
-        return f"its parent {parent}: {(exc.strerror or str(exc)).lower()}"
-    if up.st_uid not in (uid, 0):
-        return (f"its parent {parent} belongs to user {up.st_uid}, who could move it away; "
-                f"set WPPTRACE_RUNTIME_DIR to a directory of this user")
-    if up.st_mode & 0o022 and not up.st_mode & stat.S_ISVTX:
-        return (f"its parent {parent} is writable by others and not sticky, so they could move it "
-                f"away; set WPPTRACE_RUNTIME_DIR to a directory of this user")
-    registry = os.path.join(path, "registry")
-    try:
-        st = os.lstat(registry)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISLNK(st.st_mode):
-        return f"its registry {registry} is a symbolic link; it must be a file of this user (remove it)"
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        return f"its registry {registry} is not a file (remove it)"
-    return "it must be a directory of this user, private to this user (mode 0700)"
-
-
-def runtime_directory_refusal() -> str | None:
-    """Why this user's runtime directory is not usable, in one line; None if it is."""
-    if sessions.runtime_directory() is not None:
-        return None
-    name = _runtime_directory_name()
-    return f"the runtime directory {name} is not usable: {_runtime_directory_problem(name)}"
 
 
 def _refused_access(exc: BaseException) -> str | None:
@@ -219,11 +158,11 @@ def _describe(exc: Win32Error, name: str) -> str:
         refused = _refused_access(exc)
         if refused is not None:
             return refused
-        return (f"{exc.name}: access denied (is the runtime directory {_runtime_directory_name()} "
+        return (f"{exc.name}: access denied (is the runtime directory {runtime_directory.location()} "
                 f"private to this user?)")
     if exc.winerror == lib.ERROR_BAD_PATHNAME:     # the runtime directory's check or its registry
-        where = _runtime_directory_name()
-        return f"{exc.name}: the runtime directory {where} is not usable: {_runtime_directory_problem(where)}"
+        where = runtime_directory.location()
+        return f"{exc.name}: the runtime directory {where} is not usable: {runtime_directory.problem(where)}"
     if exc.winerror == lib.ERROR_TOO_MANY_OPEN_FILES:
         return f"{exc.name}: no file descriptor left (this process's limit, ulimit -n, or the system's)"
     return in_words(exc)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from wpptrace.provider import api
 from wpptrace.provider._hazmat import check, ffi, lib
+from wpptrace.provider.runtime_directory import usable as runtime_directory
 from wpptrace.winerror import Win32Error
 
 __all__ = ["RealtimeSubscription", "subscribe_realtime", "TraceSession", "SessionInfo",
@@ -411,7 +412,3 @@ def log_path_refusal(path: str) -> str:
     return ffi.string(out).decode("utf-8", "replace")
 
 
-def runtime_directory() -> str | None:
-    """The directory holding this user's session sockets and registry (None if unusable)."""
-    path = lib.wpptrace_runtime_directory()
-    return ffi.string(path).decode("utf-8", "replace") if path != ffi.NULL else None
