@@ -133,11 +133,18 @@ def _guid(value: uuid.UUID | None, what: str):
     return guid
 
 
+#: Why RegisterTraceGuids fails with ERROR_NOT_ENOUGH_MEMORY, in words.
+REGISTRATIONS_FULL = (f"the limit of {lib.WPPTRACE_MAX_REGISTRATIONS} providers registered at once in a "
+                      f"process was reached")
+
+
 def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_guid: uuid.UUID,
                        guid_registrations: Iterable[uuid.UUID] = (),
                        mof_image_path: str | None = None,
                        mof_resource_name: str | None = None) -> int:
-    """Register a classic provider; returns the registration handle.
+    """Register a classic provider; returns the registration handle. A process registers at
+    most WPPTRACE_MAX_REGISTRATIONS (1024) at once: one more fails with ERROR_NOT_ENOUGH_MEMORY,
+    whose text says that limit was reached.
 
     ``control_callback(request_code, context, buffer) -> int`` runs with WMI_ENABLE_EVENTS or
     WMI_DISABLE_EVENTS when a session enables or disables ``control_guid``: synchronously in
@@ -173,6 +180,8 @@ def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_
             # registered (the handle would be lost to the caller)
             UnregisterTraceGuids(int(out[0]))
     _pass_on()
+    if rc == lib.ERROR_NOT_ENOUGH_MEMORY:      # the core's only cause for it: every place taken
+        raise Win32Error(rc, f"RegisterTraceGuids: {REGISTRATIONS_FULL}")
     check(rc, "RegisterTraceGuids")
     handle = int(out[0])
     for hook in list(registration_hooks):

@@ -20,7 +20,8 @@ interpreter; otherwise the Python methods of :class:`_PythonLevels` do the same 
 same bytes.
 
 **A provider never raises into the application by default.** One that cannot register (the
-core refuses RegisterTraceGuids: every registration place taken ...) is made all the same, a
+core refuses RegisterTraceGuids: the 1024 providers a process may register at once all
+registered ...) is made all the same, a
 provider no session can enable: its calls do nothing, :meth:`Provider.stats` says why in
 ``registration_error``, and a :class:`TraceWarning` reports it once (strict: it raises).
 A trace call that cannot be written as its message (a value
@@ -449,7 +450,10 @@ class _ProviderMethods:
     def _not_registered(self, exc: Exception) -> None:
         """Report once that RegisterTraceGuids failed (the provider works on, disabled)."""
         reported = bool(self.registration_error)
-        self.registration_error = f"RegisterTraceGuids failed: {in_words(exc)}"
+        why = in_words(exc)
+        if getattr(exc, "winerror", None) == _lib.ERROR_NOT_ENOUGH_MEMORY:  # not memory: the limit
+            why = f"{_api.REGISTRATIONS_FULL} ({exc.name})"
+        self.registration_error = f"RegisterTraceGuids failed: {why}"
         if reported:
             return
         try:

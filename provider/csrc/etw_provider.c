@@ -22,8 +22,6 @@
 #include <string.h>
 #include "_etw_internal.h"
 
-#define MAX_REGISTRATIONS 1024
-
 typedef struct {
     int used;
     uint32_t generation;
@@ -69,7 +67,7 @@ typedef struct {
 /* A registration of the entry's GUID without its ENABLE is owed it: the session's host was too
  * busy to hand out its memory; the same enable heard again runs the callbacks it still owes. */
 
-static registration g_regs[MAX_REGISTRATIONS];
+static registration g_regs[WPPTRACE_MAX_REGISTRATIONS];
 static int g_regs_high;         /* entries of g_regs ever used (a forked child resets only those) */
 #ifdef WPT_TEST_POINTS
 _Atomic uint32_t wpt_fork_registrations_read;
@@ -182,7 +180,7 @@ static int guid_eq(const GUID *a, const GUID *b) { return memcmp(a, b, sizeof *a
 
 static size_t count_registrations(const GUID *g) {
     size_t n = 0;
-    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++)
         if (g_regs[i].used && guid_eq(&g_regs[i].control, g)) n++;
     return n;
 }
@@ -484,7 +482,7 @@ static int got_enable(const registration *r, const enable_entry *e) {
 
 /* Does a registration of the entry's GUID still lack its ENABLE (or, `delivered`, have it)? */
 static int registrations_with(const enable_entry *e, int delivered) {
-    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++)
         if (g_regs[i].used && guid_eq(&g_regs[i].control, &e->guid) && got_enable(&g_regs[i], e) == delivered)
             return 1;
     return 0;
@@ -493,7 +491,7 @@ static int registrations_with(const enable_entry *e, int delivered) {
 /* Did the entry's enable reach every registration of its GUID (its callback ran or runs now)?
  * One whose ENABLE is still queued, its session not joined yet, is not enabled: what LIST says. */
 static int reached_all(const enable_entry *e) {
-    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++) {
         const registration *r = &g_regs[i];
         if (r->used && guid_eq(&r->control, &e->guid)
             && !(r->enabled == ENABLED && got_enable(r, e)))
@@ -629,7 +627,7 @@ static ULONG apply_enable(const GUID *guid, int enable, TRACEHANDLE logger, uint
     } else {
         e->used = 0;
     }
-    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++) {
         registration *r = &g_regs[i];
         if (!r->used || !guid_eq(&r->control, guid)) continue;
         if (enable && !got_enable(r, e))
@@ -686,14 +684,14 @@ ULONG wpt_deliver_owed(int without_endpoint) {
     if (!owed) return ERROR_OUTOFMEMORY;
     pthread_mutex_lock(&g_reg_lock);
     size_t n = 0, k = 0;
-    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++)
         n += g_regs[i].used && g_regs[i].delivered && g_regs[i].enabled == NOT_ENABLED;
     if (pending_reserve(&pending, n) != 0) {
         pthread_mutex_unlock(&g_reg_lock);
         free(owed);
         return ERROR_OUTOFMEMORY;
     }
-    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++) {
         registration *r = &g_regs[i];
         if (r->used && r->delivered && r->enabled == NOT_ENABLED)
             pending_add(&pending, i, WMI_DISABLE_EVENTS, r->delivered_logger, r->delivered_generation, 0,
@@ -717,7 +715,7 @@ ULONG wpt_deliver_owed(int without_endpoint) {
 void wpt_count_owed_undelivered(void) {
     uint32_t counted = 0;
     pthread_mutex_lock(&g_reg_lock);
-    for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++) {
         registration *r = &g_regs[i];
         /* one with calls queued or running (an ENABLE in another thread's EnableTrace) is
          * being told now, not owed */
@@ -756,7 +754,7 @@ void wpt_apply_session_gone(uint32_t slot, uint32_t meant_for) {
         enable_entry *e = &g_enables[k];
         if (!enable_of(e, slot, meant_for)) continue;
         e->used = 0;
-        for (int i = 0; i < MAX_REGISTRATIONS; i++) {
+        for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++) {
             registration *r = &g_regs[i];
             if (!r->used || !guid_eq(&r->control, &e->guid) || !r->enabled) continue;
             if (room && r->delivered)
@@ -940,7 +938,7 @@ ULONG wpt_reconcile_with_registry(void) {
 size_t wpt_registered_guids(wpt_wire_registered *out, size_t max) {
     size_t n = 0;
     pthread_mutex_lock(&g_reg_lock);
-    for (int i = 0; i < MAX_REGISTRATIONS && n < max; i++) {
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS && n < max; i++) {
         if (!g_regs[i].used) continue;
         int seen = 0;
         for (size_t k = 0; k < n && !seen; k++) seen = guid_eq(&out[k].guid, &g_regs[i].control);
@@ -1000,10 +998,12 @@ static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG c
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     int idx = -1;
-    for (int i = 0; i < MAX_REGISTRATIONS; i++)
+    for (int i = 0; i < WPPTRACE_MAX_REGISTRATIONS; i++)
         if (!g_regs[i].used && g_regs[i].inflight == 0) { idx = i; break; }
     if (idx < 0 || pending_reserve(&pending, 1) != 0) {
         pthread_mutex_unlock(&g_reg_lock);
+        /* every place taken (WPPTRACE_MAX_REGISTRATIONS): ERROR_NOT_ENOUGH_MEMORY, which
+         * only this says; callers name the limit, the code's own text speaks of memory */
         return idx < 0 ? ERROR_NOT_ENOUGH_MEMORY : ERROR_OUTOFMEMORY;
     }
     registration *r = &g_regs[idx];
@@ -1072,7 +1072,7 @@ static void wait_for_other_callbacks(const registration *r, uint32_t mine) {
 
 static ULONG unregister_guids(TRACEHANDLE handle) {
     uint32_t idx = (uint32_t)(handle & 0xFFFFFFFF);
-    if (idx == 0 || idx > MAX_REGISTRATIONS) return ERROR_INVALID_PARAMETER;
+    if (idx == 0 || idx > WPPTRACE_MAX_REGISTRATIONS) return ERROR_INVALID_PARAMETER;
     ULONG rc = ERROR_INVALID_PARAMETER;
     pthread_mutex_lock(&g_reg_lock);
     registration *r = &g_regs[idx - 1];

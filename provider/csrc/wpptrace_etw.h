@@ -85,6 +85,7 @@ typedef struct {                     /* x64: 0x78, names follow at the offsets *
 #define WMI_CAPTURE_STATE                     6
 #define KERNEL_LOGGER_ID                      0xFFFF
 #define WPPTRACE_MAX_SESSIONS                 64
+#define WPPTRACE_MAX_REGISTRATIONS            1024    /* providers registered at once, per process */
 #define WAIT_TIMEOUT                          258
 #define INVALID_TRACEHANDLE_VALUE             0xFFFFFFFFFFFFFFFFull
 /* BEGIN C ONLY (cffi cannot parse string macros) */
