@@ -47,6 +47,7 @@ class FmtOptions:
     pdbs: list[str] = field(default_factory=list)  # PDB files (or images whose PDB is searched)
     symbol_paths: list[str] = field(default_factory=list)
     output: str | None = None  # None: standard output
+    text_wanted: bool = True  # False: only the summary is (tracefmt -summaryonly; output: os.devnull)
     output_format: str = "text"  # text | csv | jsonl | parquet | arrow (decoder.arrow)
     csv_header: bool = True
     csv_quote: bool = False
@@ -839,7 +840,7 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
                                   summary.format_errors, summary.formats_unknown, damage), file=err)
         if counters.non_wpp:
             print("Skipped %d non-WPP records" % counters.non_wpp, file=err)
-        if opts.output:
+        if opts.output and opts.text_wanted:
             print(f"Event traces dumped to {opts.output}", file=err)
         if opts.summary:
             print(f"Event Summary dumped to {opts.summary}", file=err)

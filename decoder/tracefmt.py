@@ -10,7 +10,8 @@ they ask for has no counterpart here); any other dash word is refused (exit 2).
 Like tracefmt, text goes to ``FmtFile.txt`` and the summary to ``FmtSum.txt`` unless ``-o``
 names the output (summary then ``<output>.sum``; ``FmtSum.txt`` still when the output is a
 descriptor or a device, named directly or through a link: ``-o /dev/stdout``, ``-o /dev/null``);
-``-displayonly`` prints to stdout instead.
+``-displayonly`` prints to stdout instead; ``-summaryonly`` writes no text (its completion lines
+say only where the summary went).
 """
 from __future__ import annotations
 
@@ -134,6 +135,7 @@ def options_from_args(args: argparse.Namespace) -> FmtOptions:
         files=files, realtime=args.realtime, tmf_files=list(args.tmf_files),
         tmf_dirs=list(args.tmf_dirs), pdbs=pdbs,
         symbol_paths=list(args.symbol_paths), output=output,
+        text_wanted=display_only or not summary_only,
         output_format="csv" if args.csv else "text", csv_header=args.csvheader,
         csv_quote=args.csvquote, summary=summary, display=args.display, prefix=args.prefix,
         noprefix=args.noprefix, utc=args.utc, seq=args.seq,
