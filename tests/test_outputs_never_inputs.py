@@ -6,7 +6,7 @@ reading it: the run failed and the .etl was gone. Every output path of every com
 checked against the inputs (same device and inode after following links, so symbolic and
 hard links count, and standard output when it is a file) before anything is opened for
 writing, and refused with one line; outputs are written to a temporary file beside the target
-and renamed into place. Decoded outputs get the most restrictive mode of their inputs.
+and renamed into place. Decoded outputs are never more readable than their inputs.
 """
 from __future__ import annotations
 

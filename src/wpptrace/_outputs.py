@@ -21,9 +21,10 @@ readable than what they were made from.
   opened to append, a pipe or terminal as a stream, a file the shell truncated (``>``) from
   where the descriptor is. Renaming a new file over it would lose what the file held.
   The checks take such a path as the descriptor's file (``fstat``), with or without /proc.
-- ``mode_from(inputs)`` is the most restrictive permission of the inputs (their permission
-  bits ANDed, then the umask applied): a decode of a 0600 capture is 0600, of a 0600 and a
-  0644 capture 0600; a decode of a live session is private (PRIVATE_MODE).
+- ``mode_from(inputs)`` is what the umask allows, readable by the group (others) only where
+  every input is: a decode of a 0600 capture is 0600, of a 0600 and a 0644 capture 0600, of
+  a read-only 0444 capture 0644 under umask 022 (only reading is taken from the inputs); a
+  decode of a live session is private (PRIVATE_MODE).
 """
 from __future__ import annotations
 
@@ -305,21 +306,27 @@ def current_umask() -> int:
 
 
 def mode_from(inputs: Iterable[str | os.PathLike], default: int | None = None) -> int:
-    """The most restrictive read/write permission of the input files, with the umask applied;
-    with no input file ``default`` (PRIVATE_MODE for what comes from a live session), else
-    what the umask allows."""
-    mode = None
+    """The mode of an output made from the input files: what the umask allows, without the
+    group's (others') bits where an input is not readable by its group (by others). Only
+    reading is taken from the inputs: a read-only input (0444) makes an output its user can
+    write, as the shell's ``>`` would. With no input file ``default`` (PRIVATE_MODE for what
+    comes from a live session), else what the umask allows."""
+    readable = None
     for path in inputs:
         try:
-            bits = os.stat(path).st_mode & 0o666
+            bits = os.stat(path).st_mode
         except OSError:
             continue
-        mode = bits if mode is None else mode & bits
-    if mode is None:
-        if default is not None:
-            return default
-        mode = 0o666
-    return mode & ~current_umask() & 0o666
+        readable = bits if readable is None else readable & bits
+    if readable is None and default is not None:
+        return default
+    mode = 0o666 & ~current_umask()
+    if readable is not None:
+        if not readable & stat.S_IRGRP:
+            mode &= ~0o060
+        if not readable & stat.S_IROTH:
+            mode &= ~0o006
+    return mode
 
 
 class _TermAsExit:
