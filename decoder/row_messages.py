@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 from ._hazmat import ETL, ROW, row_values
 from .messages import Args, DecodedMessage
+from .output import name_value
 from .wpp import HEADER, OK, UNKNOWN
 from .wpp_rows import NO_TIME, ROW_FORMAT, ROW_INDEX, ROW_SIZE
 
@@ -239,7 +240,8 @@ class RowMessage(DecodedMessage):
                     doc="the source file the TMF names")
     _source_line = property(lambda self: self._entry.markers.get("LINE", ""))
     component = property(lambda self: self._entry.component, doc="the component (prefix %1)")
-    name = property(lambda self: self._entry.name, doc="the message name (prefix %2)")
+    name = property(lambda self: name_value(self._entry.name),
+                    doc="the message name (prefix %2, without an unknown message's padding)")
     pid = property(lambda self: self._fields()[_PID], doc="the process id")
     tid = property(lambda self: self._fields()[_TID], doc="the thread id")
     cpu = property(lambda self: self._fields()[_CPU], doc="the processor number")
