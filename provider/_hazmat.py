@@ -54,12 +54,27 @@ else:  # the documented cffi fallback
 
     def trace_packed_raw(logger_handle: int, flags: int, guid_le: bytes | None, number: int,
                          payload: bytes, _raw=lib.wpptrace_trace_packed, _null=ffi.NULL) -> int:
-        if guid_le is not None and len(guid_le) != 16:
-            return _ERROR_INVALID_PARAMETER
+        if guid_le is None:
+            guid = _null
+        elif isinstance(guid_le, bytes) and len(guid_le) == 16:
+            guid = guid_le
+        else:
+            return _refused(logger_handle, flags, guid_le, number)
         try:
-            return _raw(logger_handle, flags, guid_le or _null, number, payload, len(payload))
+            return _raw(logger_handle, flags, guid, number, payload, len(payload))
         except OverflowError:       # cffi's for an int out of its C type's range
-            return _ERROR_INVALID_PARAMETER
+            return _refused(logger_handle, flags, guid_le, number)
+
+    def _refused(logger_handle: object, flags: object, guid_le: object, number: object) -> int:
+        """ERROR_INVALID_PARAMETER for an int out of range or a GUID of the wrong length, as the
+        builtin answers; but a value of the wrong type is a TypeError whatever else is wrong, as
+        in the builtin (cffi stops at the first bad argument, which may be the out-of-range one)."""
+        for value in (logger_handle, flags, number):
+            if not isinstance(value, int):
+                raise TypeError(f"an integer is required, got {type(value).__name__}")
+        if guid_le is not None and not isinstance(guid_le, bytes):
+            raise TypeError(f"message GUID: expected 16 bytes or None, got {type(guid_le).__name__}")
+        return _ERROR_INVALID_PARAMETER
 
     def trace_message_raw(logger_handle: int, flags: int, guid_le: bytes | None, number: int,
                           *byte_args: bytes) -> int:

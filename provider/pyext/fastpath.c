@@ -381,9 +381,12 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
     if (!core_trace_args) return not_bound(), NULL;
     unsigned long long h = 0, flags = 0, number = 0;
     const char *guid;
-    int read_h = get_arg(args[0], ~0ull, &h), read_flags = get_arg(args[1], 0xFFFFFFFFull, &flags),
-        read_number = get_arg(args[3], 0xFFFFull, &number);
-    if (read_h < 0 || read_flags < 0 || read_number < 0) return NULL;
+    /* Each read is checked before the next: a TypeError left set would meet the next read's
+     * OverflowError, which get_arg clears (NULL with no exception: SystemError). */
+    int read_h, read_flags, read_number;
+    if ((read_h = get_arg(args[0], ~0ull, &h)) < 0) return NULL;
+    if ((read_flags = get_arg(args[1], 0xFFFFFFFFull, &flags)) < 0) return NULL;
+    if ((read_number = get_arg(args[3], 0xFFFFull, &number)) < 0) return NULL;
     int g = get_guid(args[2], &guid);
     if (g < 0) return NULL;
     if (g == 0 || !read_h || !read_flags || !read_number) return PyLong_FromLong(ERROR_INVALID_PARAMETER);

@@ -203,24 +203,34 @@ def test_the_fast_paths_answer_an_out_of_range_integer_with_a_code_never_raising
     """``trace_packed`` and ``trace_message`` run inside the traced application: an integer out
     of its C type's range (a message number above 65535, flags above 32 bits, a negative or
     65-bit handle) is ERROR_INVALID_PARAMETER returned, nothing written, as a GUID that is
-    not 16 bytes is (never read past its end); they raised OverflowError into the application. Both builds alike (the METH_FASTCALL
-    builtins and their cffi fallbacks); a value of the wrong type is still a TypeError."""
+    not 16 bytes is (never read past its end); they raised OverflowError into the application. Both
+    builds alike (the METH_FASTCALL builtins and their cffi fallbacks); a value of the wrong type is
+    still a TypeError, whatever else is wrong with the call (the builtins raised SystemError when
+    an out-of-range value followed it)."""
     from wpptrace.provider import _hazmat
 
     fallbacks = _fallbacks()
     with TraceSession(session_name, tmp_path / "r.etl") as s:
         h = s.handle
+        # A wrong type beside an out-of-range value (before it or after it) is still a TypeError.
+        wrong_types = ((h, 0x2B, None, "1"), ("x", -1, None, 1), (h, -1, None, "1"),
+                       ("x", 0x2B, None, 1 << 16), (-1, 0x2B, "16 characters..", 1),
+                       (h, 0x2B, "short", 1), (h, 0x2B, GUID.bytes_le[:5], "1"), (h, 1 << 32, 16, 1))
         for fn in (P.trace_packed, _hazmat.trace_packed_raw, fallbacks["trace_packed_raw"]):
             for args in ((h, 0x2B, GUID.bytes_le, 1 << 16, b"x"), (h, 0x2B, GUID.bytes_le, -1, b"x"),
                          (h, 1 << 32, GUID.bytes_le, 1, b"x"), (h, -1, None, 1, b"x"),
                          (-1, 0x2B, None, 1, b"x"), (1 << 64, 0x2B, None, 1, b"x"),
                          (h, 0x2B, GUID.bytes_le[:5], 1, b"x"), (h, 0x2B, b"", 1, b"x")):
                 assert fn(*args) == L.ERROR_INVALID_PARAMETER, (fn, args)
-            with pytest.raises(TypeError):
-                fn(h, 0x2B, None, "1", b"x")
+            for args in wrong_types:
+                with pytest.raises(TypeError):
+                    fn(*args, b"x")
         for fn in (_hazmat.trace_message_raw, fallbacks["trace_message_raw"]):
             assert fn(h, 0x2B, GUID.bytes_le, 1 << 16, b"x", b"y") == L.ERROR_INVALID_PARAMETER
             assert fn(h, 1 << 40, GUID.bytes_le, 1, b"x") == L.ERROR_INVALID_PARAMETER
+            for args in wrong_types:
+                with pytest.raises(TypeError):
+                    fn(*args, b"a", b"b")
         assert P.trace_packed(h, 0x2B, GUID.bytes_le, 0xFFFF, b"x") == 0     # the range's end
         assert s.query().EventsLost == 0
 
