@@ -503,14 +503,17 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             if owned:  # complete: into place (an interrupted run leaves the old file)
                 target.commit(wait=False)       # the old file goes while the summary is written
         except OSError as exc:
-            failure = write_failure(exc)
-            if failure is None:
-                raise
-            # a write of the output failed part-way: its disk full, the file size limit passed,
-            # the device failing... (the inputs' read problems are issues, never raised): the
-            # run has no output
-            where = "standard output" if opts.output in (None, "-") else opts.output
-            print(f"{opts.prog}: error: {where}: cannot write: {reason(failure)}", file=err)
+            # a file other than the output failed (an input's device, the directory of -j's
+            # window files), or a write of the output failed part-way: its disk full, the file
+            # size limit passed, the device failing...: the run has no output
+            line = other_file_failure(exc)
+            if line is None:
+                failure = write_failure(exc)
+                if failure is None:
+                    raise
+                where = "standard output" if opts.output in (None, "-") else opts.output
+                line = f"{where}: cannot write: {reason(failure)}"
+            print(f"{opts.prog}: error: {line}", file=err)
             if not owned and opts.hold_heap:   # (a command line's own process: a library
                 _drop_unwritten(out)            # caller's stream and descriptor are its own)
             for inp in inputs:
@@ -538,6 +541,21 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
 #: writing refused
 WRITE_FAILURES = frozenset({"ERROR_DISK_FULL", "ERROR_FILE_TOO_LARGE", "ERROR_WRITE_FAULT",
                             "ERROR_ACCESS_DENIED"})
+
+
+def other_file_failure(exc: OSError) -> str | None:
+    """``PATH: what failed`` for an error met while decoding that names a file other than the
+    output: an input whose read failed (ERROR_READ_FAULT, at its offset), the directory where
+    -j's window files could not be made; None for any other error."""
+    from wpptrace.winerror import Win32Error
+
+    from .parallel import WindowFileError
+
+    if isinstance(exc, WindowFileError):
+        return f"{exc.filename}: cannot make a temporary file: {reason(exc)}"
+    if isinstance(exc, Win32Error) and exc.filename is not None and exc.name == "ERROR_READ_FAULT":
+        return input_problem(exc.filename, exc)
+    return None
 
 
 def write_failure(exc: OSError):

@@ -329,12 +329,16 @@ class EtlFile(ReadLog):
         if self._fd is None:
             self._fh.seek(offset)
             return self._fh.read(size)
-        data = os.pread(self._fd, size, offset)     # one call, no copy through a buffer
-        while 0 < len(data) < size:                 # a short read before the end: go on
-            more = os.pread(self._fd, size - len(data), offset + len(data))
-            if not more:
-                break
-            data += more
+        try:
+            data = os.pread(self._fd, size, offset)     # one call, no copy through a buffer
+            while 0 < len(data) < size:                 # a short read before the end: go on
+                more = os.pread(self._fd, size - len(data), offset + len(data))
+                if not more:
+                    break
+                data += more
+        except OSError as exc:      # the device failing under the file: where, in one line
+            raise Win32Error(ETL.ERROR_READ_FAULT, exc.strerror, filename=self.name,
+                             offset=offset) from exc
         return data
 
     # -- the log-file header -------------------------------------------------------------

@@ -49,8 +49,9 @@ import time
 from itertools import accumulate
 
 from wpptrace._fieldclass import fieldclass
+from wpptrace.winerror import Win32Error, as_win32
 
-from ._hazmat import address_of, wait_readable
+from ._hazmat import ETL, address_of, wait_readable
 from .buffers import ReadStats
 from .jobs import AUTO_MIN_BYTES, default_jobs, usable_cores
 
@@ -751,15 +752,22 @@ class _Assembly:
             raise self._failure(None)
 
     def _failure(self, worker: _Worker | None) -> Exception:
-        """What the run fails with: a worker's error (its traceback), or, when its write of
-        the output failed (``cli_fmt.write_failure``: no room, a failing device...), that
-        error, reported as this process's own writes would be."""
+        """What the run fails with: a worker's error (its traceback), or, when it named a file
+        of its own (an input it could not read, a window's file it could not make), that
+        Win32Error, or when its write of the output failed (``cli_fmt.write_failure``: no
+        room, a failing device...), that error: reported as this process's own would be."""
         from .cli_fmt import write_failure
 
         payloads = [w.payload for w in ([worker] if worker else []) + self.workers
                     if w.payload is not None and w.payload["error"]]
         failure = RuntimeError("a decoding process failed:\n" + (
             payloads[0]["error"] if payloads else "a worker process ended without a result"))
+        told = payloads[0].get("told") if payloads else None
+        if told is not None:
+            window_file, code, detail, filename, offset = told
+            named = (WindowFileError if window_file else Win32Error)(code, detail, filename, offset)
+            named.__cause__ = failure
+            return named
         code = payloads[0]["errno"] if payloads else None
         if code is not None and write_failure(OSError(code, os.strerror(code))) is not None:
             written = OSError(code, os.strerror(code))
@@ -963,15 +971,16 @@ def _add_reads(etl, result: dict) -> None:
 
 
 def _results(decoder, windows: dict[int, dict], error: str | None, sent: int,
-             failed_errno: int | None = None) -> dict:
+             failed_errno: int | None = None, told: tuple | None = None) -> dict:
     """What a worker sends once it has decoded its last window: each window's results (its
     count marks were sent with its end), its messages not sent yet (``plain_message_keys``
-    from ``sent`` on), what failed (and its errno, an OSError's), when it ended, the messages
+    from ``sent`` on), what failed (and its errno, an OSError's; ``told``: a Win32Error naming
+    a file of its own, not the output's, as ``_told`` gives it), when it ended, the messages
     it compiled and installed, and how many TMF problems it met."""
     share = decoder.shared_programs
     return {
         "windows": windows, "keys": decoder.plain_message_keys(sent), "error": error,
-        "errno": failed_errno,
+        "errno": failed_errno, "told": told,
         "ended": time.monotonic(),      # the same clock in every process of the machine
         "shared": (share.compiled, share.installed) if share is not None else (0, 0),
         "tmf_issues": [issue.fields() for issue in getattr(decoder.tmfset, "issues", ())],
@@ -1033,7 +1042,7 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
     status = 0
     try:
         results: dict[int, dict] = {}
-        error = failed_errno = None
+        error = failed_errno = told = None
         outbox = _Outbox(result_fd)
         sent = 0                              # messages whose keys were sent
         sent_marks: tuple = (None, None, None)   # the last window's count marks
@@ -1097,7 +1106,8 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
 
             error = traceback.format_exc()
             failed_errno = exc.errno if isinstance(exc, OSError) else None
-        outbox.send(("done", _results(decoder, results, error, sent, failed_errno)), wait=True)
+            told = _told(exc)
+        outbox.send(("done", _results(decoder, results, error, sent, failed_errno, told)), wait=True)
         os.close(result_fd)
         while os.read(release_fd, 1 << 12):     # until the parent lets go (or is gone)
             pass
@@ -1105,6 +1115,14 @@ def _worker(k: int, windows: list, claims_fd: int, inp, decoder, opts, file_fd: 
         status = 1
     finally:
         os._exit(status)
+
+
+def _told(exc: BaseException) -> tuple | None:
+    """A Win32Error that names a file of its own (an input that could not be read, a window's
+    file that could not be made) as marshal carries it to the parent; None for any other."""
+    if not isinstance(exc, Win32Error) or exc.filename is None:
+        return None
+    return (isinstance(exc, WindowFileError), exc.winerror, exc.detail, exc.filename, exc.offset)
 
 
 def _wait_unless_released(release_fd: int) -> None:
@@ -1518,9 +1536,23 @@ def _window_file(directory: str | None) -> int:
             pass                   # not on this file system: a named file, unnamed at once
     from wpptrace._outputs import new_private_file
 
-    fd, path = new_private_file(directory, ".wpptrace-fmt-", "")
+    try:
+        fd, path = new_private_file(directory, ".wpptrace-fmt-", "")
+    except OSError as exc:
+        raise WindowFileError.of(exc, directory) from exc
     os.unlink(path)
     return fd
+
+
+class WindowFileError(Win32Error):
+    """No file for a window's text could be made in the directory ``filename`` (the output's,
+    or the temporary directory): said as that directory's problem, not the output's."""
+
+    @classmethod
+    def of(cls, exc: OSError, directory: str) -> "WindowFileError":
+        failure = as_win32(exc)
+        code = failure.winerror if isinstance(failure, Win32Error) else ETL.ERROR_ACCESS_DENIED
+        return cls(code, None if failure is not exc else exc.strerror, filename=directory)
 
 
 def _raw_fd(writer) -> int | None:

@@ -122,19 +122,24 @@ def test_any_other_write_error_is_one_line_with_its_win32_name(form, driver):
 
 
 def test_a_write_error_in_a_worker_is_the_same_one_line(driver, tmp_path):
-    """``-j 2``: a worker whose write of the output fails (EIO) makes the run say the same line
-    as this process's own write would."""
+    """``-j 2``: a worker whose write of its windows' text fails (EIO: the device failing
+    under it) makes the run say the same line as this process's own write would."""
     etl, tmf = driver
     out = tmp_path / "out.txt"
-    script = ("import errno, os, sys\n"
-              "from wpptrace.decoder import parallel\n"
-              "real = parallel._decode_window\n"
-              "def failing(*args):\n"
-              "    if os.getpid() != parent:\n"
+    script = ("import errno, io, os, sys\n"
+              "from wpptrace.decoder import cli_fmt\n"
+              "class Failing(io.RawIOBase):\n"
+              "    def writable(self):\n"
+              "        return True\n"
+              "    def write(self, data):\n"
               "        raise OSError(errno.EIO, os.strerror(errno.EIO))\n"
-              "    return real(*args)\n"
+              "real = cli_fmt._writer\n"
+              "def failing(opts, stream, header=True):\n"
+              "    if os.getpid() != parent:\n"
+              "        stream = io.TextIOWrapper(io.BufferedWriter(Failing()), encoding='utf-8')\n"
+              "    return real(opts, stream, header)\n"
               "parent = os.getpid()\n"
-              "parallel._decode_window = failing\n"
+              "cli_fmt._writer = failing\n"
               "from wpptrace.cli import main\n"
               "sys.exit(main(sys.argv[1:]))\n")
     done = subprocess.run([sys.executable, "-c", script, "fmt", str(etl), "-p", str(tmf), "-j", "2",
@@ -142,3 +147,59 @@ def test_a_write_error_in_a_worker_is_the_same_one_line(driver, tmp_path):
     assert (done.returncode, done.stderr) == (1, f"wpptrace fmt: error: {out}: cannot write: The "
                                                  f"system cannot write to the specified device "
                                                  f"(ERROR_WRITE_FAULT)\n")
+
+
+def _run_patched(patch: str, args) -> subprocess.CompletedProcess:
+    """``wpptrace fmt ARGS`` in a process where ``patch`` (Python source) ran first."""
+    script = (f"import errno, os, sys\n{patch}\n"
+              "from wpptrace.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    return subprocess.run([sys.executable, "-c", script, "fmt", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+#: the .etl file's reads failing (EIO) after its first few: the input's device failing mid-run
+_FAILING_READS = ("real = os.pread\n"
+                  "calls = [0]\n"
+                  "def failing(fd, size, offset):\n"
+                  "    if os.readlink(f'/proc/self/fd/{fd}').endswith('.etl'):\n"
+                  "        calls[0] += 1\n"
+                  "        if calls[0] > 6:\n"
+                  "            raise OSError(errno.EIO, os.strerror(errno.EIO))\n"
+                  "    return real(fd, size, offset)\n"
+                  "os.pread = failing\n")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_input_that_cannot_be_read_is_named_not_the_output(jobs, driver, tmp_path):
+    """A read of an input failing part-way (EIO) is one line naming the input and the
+    offset read: not a failed write of the output (``out.txt: cannot write: ...``)."""
+    etl, tmf = driver
+    out = tmp_path / "out.txt"
+    done = _run_patched(_FAILING_READS, [etl, "-p", tmf, "-j", jobs, "-o", out])
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"wpptrace fmt: error: {etl}: cannot read: offset 0x"), lines
+    assert lines[0].endswith(": Input/output error (ERROR_READ_FAULT)"), lines
+    assert not out.exists()
+
+
+def test_a_window_file_that_cannot_be_made_names_its_directory(driver, tmp_path):
+    """-j 2 to standard output: the temporary directory refusing the windows' files
+    (EACCES) names that directory, not standard output."""
+    etl, tmf = driver
+    refused = tmp_path / "tmp"
+    refused.mkdir()
+    patch = ("import tempfile\n"
+             f"tempfile.gettempdir = lambda: {str(refused)!r}\n"
+             "real_open = os.open\n"
+             "def refusing(path, *args, **kwargs):\n"
+             f"    if str(path).startswith({str(refused)!r}):\n"
+             "        raise OSError(errno.EACCES, os.strerror(errno.EACCES), path)\n"
+             "    return real_open(path, *args, **kwargs)\n"
+             "os.open = refusing\n")
+    done = _run_patched(patch, [etl, "-p", tmf, "-j", "2"])
+    assert (done.returncode, done.stderr) == (1, f"wpptrace fmt: error: {refused}: cannot make a "
+                                                 f"temporary file: Access is denied "
+                                                 f"(ERROR_ACCESS_DENIED)\n")
