@@ -25,8 +25,9 @@ def usable() -> str | None:
     return ffi.string(path).decode("utf-8", "replace") if path != ffi.NULL else None
 
 
-def problem(path: str) -> str:
-    """What makes ``path`` unusable as the runtime directory, in words (the core's checks)."""
+def problem(path: str) -> str | None:
+    """What makes ``path`` unusable as the runtime directory, in words (the core's checks, and its
+    registry's); None if none of them refuses it."""
     if not os.path.isdir("/proc/self/fd"):
         return "it is used through /proc/self/fd, and /proc is not mounted here"
     uid = os.geteuid()
@@ -66,12 +67,16 @@ def problem(path: str) -> str:
         return f"its registry {registry} is a symbolic link; it must be a file of this user (remove it)"
     if st is not None and not stat.S_ISREG(st.st_mode):
         return f"its registry {registry} is not a file (remove it)"
-    return "it must be a directory of this user, private to this user (mode 0700)"
+    return None
 
 
 def refusal() -> str | None:
-    """Why this user's runtime directory is not usable, in one line; None if it is."""
-    if usable() is not None:
-        return None
+    """Why this user's runtime directory is not usable, in one line; None if it is. The core's
+    check passes a directory whose registry it then refuses (ERROR_BAD_PATHNAME): problem() is
+    asked either way."""
+    directory = usable()       # first: the core makes the directory if there is none
     name = location()
-    return f"the runtime directory {name} is not usable: {problem(name)}"
+    why = problem(name)
+    if why is None and directory is None:
+        why = "it must be a directory of this user, private to this user (mode 0700)"
+    return None if why is None else f"the runtime directory {name} is not usable: {why}"

@@ -161,8 +161,9 @@ def _describe(exc: Win32Error, name: str) -> str:
         return (f"{exc.name}: access denied (is the runtime directory {runtime_directory.location()} "
                 f"private to this user?)")
     if exc.winerror == lib.ERROR_BAD_PATHNAME:     # the runtime directory's check or its registry
-        where = runtime_directory.location()
-        return f"{exc.name}: the runtime directory {where} is not usable: {runtime_directory.problem(where)}"
+        refused = runtime_directory.refusal()
+        if refused is not None:
+            return f"{exc.name}: {refused}"
     if exc.winerror == lib.ERROR_TOO_MANY_OPEN_FILES:
         return f"{exc.name}: no file descriptor left (this process's limit, ulimit -n, or the system's)"
     return in_words(exc)
