@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "guid_header", "typev_line", "arg_line", "enum_line", "enum_value", "block_open", "block_close",
     "comment", "parse_into", "iter_entries", "parse_guid_header", "parse_typev", "parse_arg", "parse_trailer",
-    "LazyPattern",
+    "reads_as_enumerator", "LazyPattern",
 ]
 
 MAX_MESSAGE_NUMBER = 0xFFFF  # USHORT on the wire
@@ -380,6 +380,19 @@ def _parse_enum_value(text: str) -> tuple[str, int]:
         return fast["name"], _enum_int(fast["value"])
     result = _run("enum_value", text, "enum value line")
     return result["name"], result["value"]
+
+
+def reads_as_enumerator(name: str) -> bool:
+    """Is the line ``<name>,0x<value>`` read back as enumerator ``name`` inside an #enumv block?
+    The block reader's steps for a line: one that ends the block ("#...", a GUID), a comment
+    ("//..."), else an enum value line."""
+    line = f"{name},0x0"
+    if line != line.strip() or _ends_block(line) or line.startswith("//"):
+        return False
+    try:
+        return _parse_enum_value(line)[0] == name
+    except _LineError:
+        return False
 
 
 def _parse_enum_line(text: str) -> str:

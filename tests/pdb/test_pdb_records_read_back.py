@@ -114,3 +114,37 @@ def test_enumerator_names_with_a_line_break_are_damage(pdb_maker):
     assert [m.number for m in info.messages] == [70] and info.enums == {}
     (issue,) = info.issues
     assert "enumerator name 'One\\n}\\n#enumv Evil' is not one word" in str(issue)
+
+
+def _enum_pdb(pm, *names: bytes) -> bytes:
+    import struct
+
+    members = b"".join(struct.pack("<HH", 0x1502, 3) + struct.pack("<H", value) + name + b"\0"
+                       for value, name in enumerate(names, 1))
+    field_list = pm.type_record(0x1203, members)
+    enum = pm.type_record(0x1507, struct.pack("<HHII", len(names), 0, 0x74, 0x1000) + b"_Big\0")
+    strings = ("TMF:", f"{GUID} comp // SRC=s.c", '#typev s_c70 70 "%0%10!s!" //', "{", "s, ItemEnum(_Big) -- 10", "}")
+    return pm.make_pdb([("a.obj", pm.proc("P") + pm.annotation(*strings) + pm.end())],
+                       tpi=pm.tpi_stream([field_list, enum]))
+
+
+@pytest.mark.parametrize("name", [b"#x", b"//x", b"12345678-abcd"])
+def test_enumerator_names_the_reader_would_not_read_back_are_damage(pdb_maker, tmp_path, capsys, name):
+    """One word, but a line our reader takes for a comment ("//x": the enumerator was lost) or
+    for the end of the block ("#x", a GUID: the file was refused); from-pdb wrote it, exit 0."""
+    image = _enum_pdb(pdb_maker, b"One", name)
+    info = read_pdb(image, name="m.pdb")
+    assert [m.number for m in info.messages] == [70] and info.enums == {}
+    (issue,) = info.issues
+    assert f"enumerator name {name.decode()!r} " in str(issue), str(issue)
+    status, err, files, _ = _from_pdb(image, tmp_path, capsys)
+    assert status == 0 and err.count("warning:") == 1 and "#enumv" not in files[f"{GUID}.tmf"]
+    assert set(_strict_messages(files)) == {(uuid.UUID(GUID), 70)}
+
+
+def test_enumerator_names_the_reader_reads_back_are_written(pdb_maker, tmp_path, capsys):
+    names = (b"One", b"}", b"{x", b"a//b", b"x#", "\u00e9t\u00e9".encode())
+    status, err, files, _ = _from_pdb(_enum_pdb(pdb_maker, *names), tmp_path, capsys)
+    assert status == 0 and err == ""
+    enum = tmf.parse_text(files[f"{GUID}.tmf"], path="out").enum("_Big")
+    assert enum.values == {value: name.decode() for value, name in enumerate(names, 1)}

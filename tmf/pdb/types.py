@@ -8,7 +8,9 @@ name``; LF_INDEX continues the list in another record. Every read is bounded by 
 """
 from __future__ import annotations
 
+import functools
 import struct
+from typing import Callable
 
 from .msf import MsfFile, MsfStream, PdbError
 
@@ -128,15 +130,24 @@ class _FieldLists:
             if name is None:
                 raise _error(msf, stream, offset + 4 + pos, "enumerator name runs past the record",
                              "a NUL-terminated name")
-            if not name or not name.isprintable() or any(ch.isspace() or ch == "," for ch in name):
-                # written as a "<name>,0x<value>" line: a blank, comma or line break would break it
-                raise _error(msf, stream, offset + 4 + pos, f"enumerator name {name[:40]!r} is not one word",
-                             "a C identifier")
+            if not name.isprintable() or not _reads_as_enumerator()(name):
+                # written as a "<name>,0x<value>" line, which our reader must read back as it
+                raise _error(msf, stream, offset + 4 + pos,
+                             f"enumerator name {name[:40]!r} is not one word the TMF reader reads back",
+                             "a name without blanks or commas, not starting with '#', '//' or a GUID")
             members.append((name, value))
             pos = payload.index(b"\0", pos) + 1
         result = (tuple(members), continuation)
         self._parsed[index] = result
         return result
+
+
+@functools.cache
+def _reads_as_enumerator() -> Callable[[str], bool]:
+    """The TMF reader's enumerator-name check (imported when a PDB has an enum)."""
+    from ..grammar import reads_as_enumerator
+
+    return reads_as_enumerator
 
 
 def _numeric(msf: MsfFile, stream: MsfStream, payload: bytes, pos: int, base: int) -> tuple[int, int]:
