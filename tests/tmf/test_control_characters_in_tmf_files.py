@@ -105,7 +105,9 @@ def test_strict_reading_raises_at_the_bad_line(tmp_path):
 
 
 @pytest.mark.parametrize("directory", [False, True], ids=["file", "directory"])
-def test_a_nul_in_a_comment_loses_no_entry(tmp_path, directory):
+def test_a_nul_in_a_comment_between_entries_loses_none_but_one_in_a_block_loses_its_entry(tmp_path, directory):
+    """A comment line is still a line: one with a NUL between entries costs no entry (11 is
+    read), one inside a block cuts that block, and its entry (12) is lost; each is reported."""
     text = (TEXT.replace(entry(11), "// a comment\0 between entries\n\n" + entry(11))
             .replace(entry(12), entry(12).replace("{\n", "{\n// a comment\0 in a block\n")))
     tmfset, _ = load(tmp_path, text, directory=directory)
