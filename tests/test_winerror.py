@@ -165,3 +165,12 @@ def test_a_failed_write_is_a_write_fault():
     assert as_win32(failed, writing=True).name == "ERROR_WRITE_FAULT"
     assert as_win32(failed) is failed
     assert as_win32(OSError(errno.ENOSPC, "os text"), writing=True).name == "ERROR_DISK_FULL"
+
+
+def test_a_detail_at_an_offset_keeps_its_own_trailing_colon():
+    """The detail is told as given after the file and offset, whatever it ends with; none:
+    the file and offset alone."""
+    err = winerror.Win32Error(winerror.ERROR_BAD_FORMAT, "expected a key:", "x.etl", offset=0x10)
+    assert str(err) == "ERROR_BAD_FORMAT (11): x.etl: offset 0x10: expected a key:"
+    bare = winerror.Win32Error(winerror.ERROR_BAD_FORMAT, None, "x.etl", offset=0x10)
+    assert str(bare) == "ERROR_BAD_FORMAT (11): x.etl: offset 0x10"

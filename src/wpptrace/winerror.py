@@ -190,7 +190,8 @@ class Win32Error(OSError):
         if self.offset is None:
             return self.detail
         where = f"{filename}: " if filename is not None else ""
-        return f"{where}offset {self.offset:#x}: {self.detail or ''}".rstrip(": ")
+        said = f"{where}offset {self.offset:#x}"
+        return f"{said}: {self.detail}" if self.detail else said
 
     def __reduce__(self):
         # what ControlTrace set is kept (an error handed to another process, e.g. by multiprocessing)

@@ -32,5 +32,5 @@ def test_the_offset_is_the_errors_not_read_from_its_text(tmp_path):
                              offset=0x1230)
     assert input_issue(str(path), at) == (0x1230, "cannot read: expected a record (ERROR_BAD_FORMAT)")
     # a message that only looks like one names no offset: it is said whole
-    told = OSError(f"offset 0x10: something else")
+    told = OSError("offset 0x10: something else")
     assert input_issue(str(path), told) == (None, "cannot read: offset 0x10: something else")
