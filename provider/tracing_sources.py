@@ -46,7 +46,7 @@ __all__ = ["REGISTRY_MODULE", "REGISTRY_FILE", "RegistryEntry", "registry_text",
 
 REGISTRY_MODULE = "_wpptrace_sites"
 REGISTRY_FILE = REGISTRY_MODULE + ".py"
-REGISTRY_VERSION = 1
+REGISTRY_VERSION = 2   # 2: a log() site's level_text is its TRACE_LEVEL_* name (or "")
 
 _HEADER = '''\
 # The trace and logging call sites of this package, for wpptrace (message identities and TMF

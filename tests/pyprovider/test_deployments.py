@@ -247,3 +247,29 @@ def test_a_registry_whose_import_fails_is_tried_once(tmp_path):
             sys.modules[name].trace.unregister()
         for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
             del sys.modules[module]
+
+
+def test_a_registry_written_before_log_sites_had_trace_levels_is_refused(tmp_path, pp):
+    """A registry of an older version (its log() sites' level_text was the level's source text,
+    "logging.WARNING", where it is now the TRACE_LEVEL_* name) is refused, and the sources are
+    scanned instead: the TMF the running app writes says LEVEL=TRACE_LEVEL_WARNING, as tmf gen's."""
+    from wpptrace.provider.tracing_sources import REGISTRY_VERSION
+
+    src = tmp_path / "src"
+    orders = make_package(src) / "orders.py"
+    orders.write_text(ORDERS + "\n\ndef late(order_id):\n    log.log(logging.WARNING, 'order %d late', order_id)\n")
+    tmf = gen(tmp_path, src)
+    registry = src / "shop" / "_wpptrace_sites.py"
+    text = registry.read_text()
+    assert "'TRACE_LEVEL_WARNING', 'order %d late'" in text
+    registry.write_text(text.replace(f"VERSION = {REGISTRY_VERSION}\n", "VERSION = 1\n")
+                        .replace("'TRACE_LEVEL_WARNING', 'order %d late'", "'logging.WARNING', 'order %d late'"))
+    etl, runtime = tmp_path / "old.etl", tmp_path / "runtime-tmf"
+    driver = DRIVER.replace("shop.orders.place(2, \"tea\")", "shop.orders.place(2, \"tea\")\nshop.orders.late(3)")
+    proc = run(["-c", driver, str(etl), str(runtime)], path=src)
+    assert proc.returncode == 0, proc.stderr
+    assert pp.decode_lines(etl, tmf, tmp_path) == [*EXPECTED, "order 3 late"]
+    written = {p.name: p.read_text() for p in runtime.iterdir()}
+    assert written == {p.name: p.read_text() for p in tmf.iterdir()}
+    assert "LEVEL=TRACE_LEVEL_WARNING" in "".join(written.values())
+    assert "logging.WARNING" not in "".join(written.values())

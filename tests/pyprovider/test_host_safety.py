@@ -125,7 +125,7 @@ class _HeldRegistryLoader:
         self.release.wait(20)
 
     def exec_module(self, module):
-        module.VERSION, module.FILES = 1, {}
+        module.VERSION, module.FILES = tracing_sources.REGISTRY_VERSION, {}
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -1299,12 +1299,12 @@ class _NoFiles(dict):
     (_NoFiles(), "RuntimeError: entries cannot be listed"),
 ], ids=["no-FILES", "failing-FILES"])
 def test_a_registry_module_that_fails_in_any_way_is_tried_once(tmp_path, monkeypatch, files, why):
-    """An imported registry module (a .pyc-only install) with VERSION = 1 but no FILES, or
+    """An imported registry module (a .pyc-only install) of this version but with no FILES, or
     whose FILES fails in a way of its own: the registry counts as empty for the run and
     registry_error says why; it is not tried again at every new call site."""
     name = f"host_safety_registry_{uuid.uuid4().hex[:10]}"
     module = type(sys)(name)
-    module.VERSION = 1
+    module.VERSION = tracing_sources.REGISTRY_VERSION
     looked = []
 
     def lookup(attribute):
