@@ -133,9 +133,10 @@ def _guid(value: uuid.UUID | None, what: str):
     return guid
 
 
-#: Why RegisterTraceGuids fails with ERROR_NOT_ENOUGH_MEMORY, in words.
-REGISTRATIONS_FULL = (f"the limit of {lib.WPPTRACE_MAX_REGISTRATIONS} providers registered at once in a "
-                      f"process was reached")
+#: Why RegisterTraceGuids fails with ERROR_NOT_ENOUGH_MEMORY, in words that follow Windows'
+#: "Not enough memory resources are available ..." (the resource is a registration, not memory).
+REGISTRATIONS_FULL = (f"no provider registration was available: a process may have at most "
+                      f"{lib.WPPTRACE_MAX_REGISTRATIONS} registered at once")
 
 
 def RegisterTraceGuids(control_callback: ControlCallback, context: Any, control_guid: uuid.UUID,
