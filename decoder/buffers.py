@@ -43,6 +43,9 @@ _KNOWN_BUFFER_FLAGS = (ETL.ETW_BUFFER_FLAG_FLUSH_MARKER | ETL.ETW_BUFFER_FLAG_EV
                        | ETL.ETW_BUFFER_FLAG_COMPRESSED)
 _BUFFER_TYPES = ETL.ETW_BUFFER_TYPE_MAXIMUM
 _FILLED_BYTES = BUFFER_HEADER.offset("FilledBytes")
+#: what ``expand`` reads of a compressed buffer's header (a plain tuple: no named tuple class
+#: made per buffer)
+_EXPANDED_SIZE = BUFFER_HEADER.some("BufferSize", "SavedOffset", "FilledBytes")
 _SYSTEM_HEADER_SIZE = SYSTEM_HEADER.size
 _TIMESTAMP = itemgetter(_F_TS)      # etlrd_record.timestamp in a walker tuple
 _POINTER_FLAGS = ETL.TRACE_MESSAGE_POINTER64 | ETL.TRACE_MESSAGE_POINTER32
@@ -137,6 +140,9 @@ class Buffer(BufferInfo):
     #: where FilledBytes/SavedOffset say the events end when the file ends before that (a
     #: truncated file: the records past its end are lost), else 0
     events_cut_at: int = 0
+    #: the expansion ended before its LZ77 stream did (a damaged stream, or one longer than
+    #: the expanded size): the records past the end are lost
+    expansion_cut: bool = False
     #: (start, end, last timestamp before start) of each record range walk() found: the events
     #: up to FilledBytes, plus the tail past it when records chain cleanly to the buffer end.
     ranges: list[tuple[int, int, int]] = field(default_factory=list)
@@ -182,6 +188,9 @@ class Buffer(BufferInfo):
             self.stats.skipped_bytes += start - BUFFER_HEADER_SIZE
         if self.events_cut_at and self._lost_past_cut():
             self.stats.errors += 1          # the records past the file's end: one damaged record
+        elif self.expansion_cut and not self.stats.ends_damaged:
+            self.stats.errors += 1          # the records past the stream's damage: one, unless
+                                            # the walk counted one cut there
         # records past FilledBytes: only if they chain cleanly to the end of the buffer
         # (a damaged FilledBytes); the real tail is 0xFF fill or zeros, which never chains
         tail = (self.records_end + 7) & ~7
@@ -237,26 +246,30 @@ class Buffer(BufferInfo):
 
 
 def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
-           base: int = 0, source: str = "") -> tuple[bytes | None, list[DecodeIssue]]:
+           base: int = 0, source: str = "") -> tuple[bytes | None, list[DecodeIssue], bool]:
     """A compressed buffer (header, then its MS-XCA Plain LZ77 payload) as the plain buffer
-    it stands for, and the problems met (issue offsets are ``base`` + offset in ``raw``).
+    it stands for, the problems met (issue offsets are ``base`` + offset in ``raw``), and
+    whether the expansion ended before the stream did (its records past the end are lost).
 
-    The expanded size is SavedOffset, at most ``limit`` (the session's buffer size when it
-    is known); a damaged stream keeps the bytes decoded before the damage. A stream that
-    expands past MAX_EXPANSION times the buffer's size (``raw``: as in the file) is no real
-    buffer: it is decoded no further and None is returned in place of the buffer (its records
-    are skipped). The header of the result says what it is: compressed flag cleared,
-    BufferSize its length."""
+    The expanded size is the larger of SavedOffset and FilledBytes (equal in every real
+    buffer: one damaged low would lose the records past it), at most ``limit`` (the
+    session's buffer size when it is known); a damaged stream keeps the bytes decoded before
+    the damage. A stream that expands past MAX_EXPANSION times the buffer's size (``raw``: as
+    in the file) is no real buffer: it is decoded no further and None is returned in place of
+    the buffer (its records are skipped). The header of the result says what it is:
+    compressed flag cleared, BufferSize its length."""
     issues: list[DecodeIssue] = []
     view = memoryview(raw)
-    saved = BUFFER_HEADER.unpack(view).SavedOffset
+    stored, saved, filled = _EXPANDED_SIZE.unpack_from(view)
+    size, said = (saved, "SavedOffset") if saved >= filled else (filled, "FilledBytes")
     limit = max(min(limit, MAX_BUFFER_SIZE), BUFFER_HEADER_SIZE)
-    if saved > limit:
+    if size > limit:
         bound = "MAX_ETW_BUFFER_SIZE" if limit == MAX_BUFFER_SIZE else "the session's BufferSize"
-        issues.append(DecodeIssue(source, base + _SAVED_OFFSET,
-                                  f"{where}expected SavedOffset (the expanded size) at most "
-                                  f"{limit:#x} ({bound}), found {saved:#x}; decoding stops there"))
-    expected = max(min(saved, limit) - BUFFER_HEADER_SIZE, 0)
+        issues.append(DecodeIssue(source, base + (_SAVED_OFFSET if said == "SavedOffset"
+                                                  else _FILLED_BYTES),
+                                  f"{where}expected {said} (the expanded size) at most "
+                                  f"{limit:#x} ({bound}), found {size:#x}; decoding stops there"))
+    expected = max(min(size, limit) - BUFFER_HEADER_SIZE, 0)
     # decoded no further than a real buffer's expansion: the bytes made stay proportional
     # to the bytes read, whatever SavedOffset says
     most = max(MAX_EXPANSION * len(view), BUFFER_HEADER_SIZE)
@@ -269,19 +282,23 @@ def expand(raw, *, limit: int = MAX_BUFFER_SIZE, where: str = "",
         issues.append(DecodeIssue(source, base,
                                   f"{where}expected a compressed buffer to expand to at most "
                                   f"{MAX_EXPANSION} times its {len(view)} bytes in the file, "
-                                  f"{most:#x} bytes; it expands past that (SavedOffset says "
-                                  f"{saved:#x}): the buffer is skipped"))
-        return None, issues
-    if rc or produced != expected:
+                                  f"{most:#x} bytes; it expands past that ({said} says "
+                                  f"{size:#x}): the buffer is skipped"))
+        return None, issues, False
+    # a buffer whose own BufferSize is not its size in the file (damaged, its end taken from
+    # the next buffer header found) may hold other bytes after its whole stream
+    whole = produced == expected and (not rc or (rc == ETL.ETLRD_XPRESS_OVERFLOW
+                                                 and stored != len(view)))
+    if not whole:
         why = XPRESS_ERRORS.get(rc, "stream ended early") if rc else "stream ended early"
         issues.append(DecodeIssue(source, base + BUFFER_HEADER_SIZE + consumed,
                                   f"{where}expected an LZ77 stream decoding to {expected} bytes "
-                                  f"(SavedOffset {saved:#x} - {BUFFER_HEADER_SIZE:#x}); {why} "
+                                  f"({said} {size:#x} - {BUFFER_HEADER_SIZE:#x}); {why} "
                                   f"after {produced} bytes; records up to there are kept"))
         del out[BUFFER_HEADER_SIZE + produced:]
     flag = BUFFER_HEADER.unpack(out).BufferFlag & ~ETL.ETW_BUFFER_FLAG_COMPRESSED
     BUFFER_HEADER.pack_into(out, BufferSize=len(out), BufferFlag=flag)
-    return bytes(out), issues
+    return bytes(out), issues, not whole
 
 
 def records_stop(info: BufferInfo, size: int) -> int | None:
@@ -309,7 +326,7 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
     issues: list[DecodeIssue] = []
     where = f"buffer {info.index}: " if info.index >= 0 else ""
     base = max(info.file_offset, 0)
-    unreadable, cut_at = False, 0
+    unreadable, cut_at, expansion_cut = False, 0, False
     junk = not_a_buffer_header(info)
     if junk is not None:
         # its records would be read by what junk says of them: none is kept
@@ -318,7 +335,8 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
         info = BufferInfo(**{**info.__dict__, "compressed": False})
     elif info.compressed and not info.is_header:
         if expandable:
-            data, issues = expand(raw, limit=limit, where=where, base=base, source=source)
+            data, issues, expansion_cut = expand(raw, limit=limit, where=where, base=base,
+                                                 source=source)
         if expandable and data is not None:
             stop = len(data)
         else:
@@ -344,7 +362,7 @@ def decode(raw, info: BufferInfo, *, source: str, pointer_size: int, last_timest
         stop = min(end, len(data))
     begin = BUFFER_HEADER_SIZE if start is None or unreadable else min(start, stop)
     return Buffer(**info.__dict__, data=data, records_end=stop, records_start=begin,
-                  pointer_size=pointer_size, events_cut_at=cut_at,
+                  pointer_size=pointer_size, events_cut_at=cut_at, expansion_cut=expansion_cut,
                   issues=issues, unreadable=unreadable, _last_timestamp=last_timestamp,
                   _source=source)
 

@@ -967,7 +967,7 @@ def _read_up_to(info: BufferInfo) -> str:
     to, as ``buffers.decode`` reads them: the larger, but never past the buffer's end (a
     junk value would name an offset in no buffer)."""
     if info.compressed:
-        return "events read up to the end of the expanded buffer"
+        return "expanded to the larger, its events read up to the end"
     stop = records_stop(info, info.size_on_disk)
     if stop is None:
         return f"events read up to the buffer's end, {info.size_on_disk:#x}"

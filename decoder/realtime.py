@@ -194,7 +194,7 @@ class BufferStream:
         data = view
         if info.compressed and info.buffer_type != _TYPE_HEADER:
             # expanded now, so that a buffer that cannot be read is refused here
-            data, problems = expand(view, source="<buffer stream>")
+            data, problems, _cut = expand(view, source="<buffer stream>")
             if problems:
                 raise Win32Error(ERROR_BAD_FORMAT, f"buffer payload does not decompress: "
                                                    f"{problems[0].message}")
