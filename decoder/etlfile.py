@@ -54,6 +54,7 @@ _BUFFER_SIZE = offsetof("WMI_BUFFER_HEADER", "BufferSize")
 _SEQUENCE = offsetof("WMI_BUFFER_HEADER", "SequenceNumber")
 _SAVED_OFFSET = offsetof("WMI_BUFFER_HEADER", "SavedOffset")
 _PROCESSOR = offsetof("WMI_BUFFER_HEADER", "ClientContext")
+_LOGGER_ID = offsetof("WMI_BUFFER_HEADER", "ClientContext", "LoggerId")
 _STATE = offsetof("WMI_BUFFER_HEADER", "State")
 _BUFFER_FLAG = offsetof("WMI_BUFFER_HEADER", "BufferFlag")
 _U32 = sizeof("uint32_t")
@@ -284,6 +285,9 @@ class EtlFile(ReadLog):
         ReadLog.__init__(self, self.name)
         self._index: BufferIndex | None = None
         self._zeroed_slots = 0              # buffers skipped for a zeroed header
+        #: stretches of a compressed file skipped for a header that is no buffer's: each
+        #: counted as one unreadable buffer (none is missing at the end for it)
+        self._junk_headers = 0
         #: buffers of an uncompressed file skipped inside one read at the session buffer size
         #: (their headers found there: that buffer's BufferSize is smaller)
         self._skipped_inside = 0
@@ -652,7 +656,7 @@ class EtlFile(ReadLog):
             self._index = index
             h = self.header
             found = (len(self._index) + self.stats.empty_buffers + self._zeroed_slots
-                     + self._skipped_inside)
+                     + self._skipped_inside + self._junk_headers)
             if h.valid and not h.circular and found < h.buffers_written:
                 self._issue(self.file_size,
                             f"expected {h.buffers_written} buffers (TRACE_LOGFILE_HEADER."
@@ -672,6 +676,7 @@ class EtlFile(ReadLog):
             self._index = other.buffer_index()
             self._zeroed_slots = other._zeroed_slots
             self._skipped_inside = other._skipped_inside
+            self._junk_headers = other._junk_headers
             self.stats.empty_buffers = other.stats.empty_buffers
 
     def _check_buffer_headers(self, index: "BufferIndex") -> None:
@@ -823,6 +828,15 @@ class EtlFile(ReadLog):
                 and (processor & ETL.ETW_PROCESSOR_INDEX_MASK) < nproc
                 and sequence >= 0)
 
+    def _only_size_damaged(self, offset: int, raw: bytes, logger_id: int) -> bool:
+        """Is ``raw`` (read at ``offset``) a plausible buffer header of the session but for its
+        BufferSize (0, out of range or past the end of the file)?"""
+        if len(raw) < BUFFER_HEADER_SIZE or _logger_id_of(raw) != logger_id:
+            return False
+        sized = bytearray(raw)
+        BUFFER_HEADER.pack_into(sized, BufferSize=BUFFER_HEADER_SIZE)
+        return self._plausible_packed(offset, sized)
+
     def _preallocated(self) -> bool:
         """EVENT_TRACE_FILE_MODE_PREALLOCATE: the file is made its maximum size when the
         session starts, and a session that did not stop leaves the never-written rest as
@@ -830,10 +844,11 @@ class EtlFile(ReadLog):
         return bool(self.header.valid
                     and self.header.log_file_mode & ETL.EVENT_TRACE_FILE_MODE_PREALLOCATE)
 
-    def _resync(self, start: int, end: int | None = None) -> tuple[int | None, bool]:
+    def _resync(self, start: int, end: int | None = None,
+                logger_id: int | None = None) -> tuple[int | None, bool]:
         """Next offset >= start holding a plausible buffer header whole before ``end`` (None:
-        none before it; default: the end of the file), and whether no header was found
-        because the file is zeros from start to there. A window of zeros is passed with one
+        none before it; default: the end of the file), of the session ``logger_id`` if given,
+        and whether no header was found because the file is zeros from start to there. A window of zeros is passed with one
         comparison; in the others, candidates are picked in C by the shape of the header's fields
         (``next_header_shape``: zeros or garbage pass at memory speed), then checked whole
         here. Each byte is read once, for the search and the zero check together (windows
@@ -846,7 +861,9 @@ class EtlFile(ReadLog):
                 zeros = False
                 at = next_header_shape(window, 0)
                 while at >= 0:
-                    if self._plausible_packed(pos + at, window[at:at + BUFFER_HEADER_SIZE]):
+                    head = window[at:at + BUFFER_HEADER_SIZE]
+                    if (self._plausible_packed(pos + at, head)
+                            and (logger_id is None or _logger_id_of(head) == logger_id)):
                         return pos + at, False
                     at = next_header_shape(window, at + 1)
             if pos + len(window) >= end:
@@ -860,6 +877,10 @@ class EtlFile(ReadLog):
         220 MB before its index was made."""
         found: list[tuple[int, int, bytes]] = []
         offset, n = 0, 0
+        # LoggerId -> buffers saying it, of the first ``counted`` located (counted at damage
+        # only: nothing per buffer of an undamaged file)
+        loggers: dict[int, int] = {}
+        counted = 0
         while offset < self.file_size:
             if len(found) >= _INDEX_CHUNK:
                 index.extend_headers(found)
@@ -889,15 +910,37 @@ class EtlFile(ReadLog):
                 n += 1
                 offset += size
                 continue
+            # the session's buffers all say one LoggerId: a header found in the search must too
+            counted = _count_loggers(index, found, loggers, counted)
+            usual = max(loggers, key=loggers.__getitem__)
+            if self._only_size_damaged(offset, raw, usual):
+                # the buffer ends where the next buffer header is, searched for past its own
+                # header (bytes of which can look like a header)
+                nxt, _ = self._resync(offset + BUFFER_HEADER_SIZE, logger_id=usual)
+                if nxt is not None or not BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE:
+                    end = nxt if nxt is not None else self.file_size
+                    self._issue(offset + _BUFFER_SIZE,
+                                f"buffer {n}: expected BufferSize {BUFFER_HEADER_SIZE}.."
+                                f"{MAX_BUFFER_SIZE}, inside the file, found {size:#x}; "
+                                + (f"the next buffer header is at {end:#x}" if nxt is not None
+                                   else "no buffer header follows")
+                                + f": read as {end - offset} bytes")
+                    found.append((offset, end - offset, raw))
+                    n += 1
+                    offset = end
+                    continue
             if offset + size > self.file_size and BUFFER_HEADER_SIZE <= size <= MAX_BUFFER_SIZE:
                 # a cut-off last buffer: keep what is there
                 self._issue(offset, f"buffer {n} truncated: its header says {size} bytes, "
                                     f"the file ends after {self.file_size - offset}")
                 found.append((offset, self.file_size - offset, raw))
                 break
-            nxt, zeros_to_end = self._resync(offset + 1)
+            nxt, zeros_to_end = self._resync(offset + 1, logger_id=usual)
             if zeros_to_end and _ZERO_WINDOW.startswith(raw) and self._preallocated():
                 break                   # the never-written rest: the file ends here, quietly
+            # what lies here is counted as one buffer whose records are skipped
+            self._junk_headers += 1
+            self.stats.unreadable_buffers += 1
             self._issue(offset, f"expected a WMI_BUFFER_HEADER (BufferSize {BUFFER_HEADER_SIZE}.."
                                 f"{MAX_BUFFER_SIZE}, inside the file; used size at most the "
                                 f"session buffer size); found BufferSize {size}: "
@@ -946,6 +989,23 @@ class EtlFile(ReadLog):
         for _ in FileSource(self).in_file_order(count_view):
             pass
         return self.stats
+
+
+def _count_loggers(index: BufferIndex, found: list[tuple[int, int, bytes]],
+                   loggers: dict[int, int], counted: int) -> int:
+    """Add to ``loggers`` the LoggerId of each located buffer (``index``'s, then ``found``'s)
+    past the first ``counted``; returns how many are counted now."""
+    for logger in index.column("logger_id")[counted:]:
+        loggers[logger] = loggers.get(logger, 0) + 1
+    for _offset, _size, raw in found[max(counted - len(index), 0):]:
+        logger = _logger_id_of(raw)
+        loggers[logger] = loggers.get(logger, 0) + 1
+    return len(index) + len(found)
+
+
+def _logger_id_of(raw: bytes) -> int:
+    """WMI_BUFFER_HEADER.ClientContext.LoggerId of header bytes."""
+    return int.from_bytes(raw[_LOGGER_ID:_LOGGER_ID + 2], "little")
 
 
 def _buffer_size_of(raw: bytes) -> int:
