@@ -59,13 +59,14 @@ else:  # the documented cffi fallback
         elif isinstance(guid_le, bytes) and len(guid_le) == 16:
             guid = guid_le
         else:
-            return _refused(logger_handle, flags, guid_le, number)
+            return _refused(logger_handle, flags, guid_le, number, payload)
         try:
             return _raw(logger_handle, flags, guid, number, payload, len(payload))
         except OverflowError:       # cffi's for an int out of its C type's range
-            return _refused(logger_handle, flags, guid_le, number)
+            return _refused(logger_handle, flags, guid_le, number, payload)
 
-    def _refused(logger_handle: object, flags: object, guid_le: object, number: object) -> int:
+    def _refused(logger_handle: object, flags: object, guid_le: object, number: object,
+                 payload: object) -> int:
         """ERROR_INVALID_PARAMETER for an int out of range or a GUID of the wrong length, as the
         builtin answers; but a value of the wrong type is a TypeError whatever else is wrong, as
         in the builtin (cffi stops at the first bad argument, which may be the out-of-range one)."""
@@ -74,6 +75,10 @@ else:  # the documented cffi fallback
                 raise TypeError(f"an integer is required, got {type(value).__name__}")
         if guid_le is not None and not isinstance(guid_le, bytes):
             raise TypeError(f"message GUID: expected 16 bytes or None, got {type(guid_le).__name__}")
+        try:
+            memoryview(payload)
+        except TypeError:
+            raise TypeError(f"a bytes-like object is required, not {type(payload).__name__!r}") from None
         return _ERROR_INVALID_PARAMETER
 
     def trace_message_raw(logger_handle: int, flags: int, guid_le: bytes | None, number: int,

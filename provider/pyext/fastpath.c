@@ -389,7 +389,17 @@ static PyObject *py_trace_message(PyObject *self, PyObject *const *args, Py_ssiz
     if ((read_number = get_arg(args[3], 0xFFFFull, &number)) < 0) return NULL;
     int g = get_guid(args[2], &guid);
     if (g < 0) return NULL;
-    if (g == 0 || !read_h || !read_flags || !read_number) return PyLong_FromLong(ERROR_INVALID_PARAMETER);
+    if (g == 0 || !read_h || !read_flags || !read_number) {
+        /* A value of the wrong type is a TypeError whatever else is wrong (checked only here,
+         * on the refusal's path: the call's own loop below meets it otherwise). */
+        for (Py_ssize_t i = 4; i < nargs; i++)
+            if (!PyObject_CheckBuffer(args[i])) {
+                PyErr_Format(PyExc_TypeError, "a bytes-like object is required, not '%.100s'",
+                             Py_TYPE(args[i])->tp_name);
+                return NULL;
+            }
+        return PyLong_FromLong(ERROR_INVALID_PARAMETER);
+    }
     Py_ssize_t count = nargs - 4;
     WPPTRACE_ARG stack_items[STACK_ARGS];
     Py_buffer stack_views[STACK_ARGS];

@@ -216,6 +216,8 @@ def test_the_fast_paths_answer_an_out_of_range_integer_with_a_code_never_raising
         wrong_types = ((h, 0x2B, None, "1"), ("x", -1, None, 1), (h, -1, None, "1"),
                        ("x", 0x2B, None, 1 << 16), (-1, 0x2B, "16 characters..", 1),
                        (h, 0x2B, "short", 1), (h, 0x2B, GUID.bytes_le[:5], "1"), (h, 1 << 32, 16, 1))
+        bad_values = ((h, 0x2B, GUID.bytes_le, 1 << 16), (h, 1 << 32, None, 1), (1 << 64, 0x2B, None, 1),
+                      (h, 0x2B, GUID.bytes_le[:5], 1))
         for fn in (P.trace_packed, _hazmat.trace_packed_raw, fallbacks["trace_packed_raw"]):
             for args in ((h, 0x2B, GUID.bytes_le, 1 << 16, b"x"), (h, 0x2B, GUID.bytes_le, -1, b"x"),
                          (h, 1 << 32, GUID.bytes_le, 1, b"x"), (h, -1, None, 1, b"x"),
@@ -225,12 +227,18 @@ def test_the_fast_paths_answer_an_out_of_range_integer_with_a_code_never_raising
             for args in wrong_types:
                 with pytest.raises(TypeError):
                     fn(*args, b"x")
+            for args in bad_values:     # ... and a payload that is not bytes, beside a bad value
+                with pytest.raises(TypeError):
+                    fn(*args, 5)
         for fn in (_hazmat.trace_message_raw, fallbacks["trace_message_raw"]):
             assert fn(h, 0x2B, GUID.bytes_le, 1 << 16, b"x", b"y") == L.ERROR_INVALID_PARAMETER
             assert fn(h, 1 << 40, GUID.bytes_le, 1, b"x") == L.ERROR_INVALID_PARAMETER
             for args in wrong_types:
                 with pytest.raises(TypeError):
                     fn(*args, b"a", b"b")
+            for args in bad_values:
+                with pytest.raises(TypeError):
+                    fn(*args, b"a", 5)
         assert P.trace_packed(h, 0x2B, GUID.bytes_le, 0xFFFF, b"x") == 0     # the range's end
         assert s.query().EventsLost == 0
 
