@@ -110,7 +110,9 @@ class WppHandler(logging.Handler):
     ``WppHandler("MyApp")`` makes (and registers) a provider named MyApp with one flag,
     ``LOGGING``, rooted (for message GUIDs) at the directory of the file that creates the
     handler, or at ``root`` relative to it; ``WppHandler(provider=p, flag=p.flags.X)`` (or
-    ``flag="X"``, the flag's name) uses yours. Records are written when a session has enabled the provider for the flag at the
+    ``flag="X"``, the flag's name) uses yours; an int ``flag`` must be made of the provider's
+    declared flag bits (any bit of 1..0xffffffff if it declares none), and a bool is refused
+    (TypeError). Records are written when a session has enabled the provider for the flag at the
     record's trace level; the handler's own logging level filters first, as usual, then its
     filters (a record one of them returns in place of the original, Python 3.12+, is written)."""
 
@@ -351,8 +353,11 @@ class WppHandler(logging.Handler):
 
 
 def _flag_of(provider: Provider, flag: int | str | None) -> int:
-    """The flag bit(s) a handler writes with: given (the provider's flag, or its name), else the
-    provider's first flag; a clear error naming ``flag`` otherwise (at construction)."""
+    """The flag bit(s) a handler writes with: given (the provider's flag(s), or its name), else the
+    provider's first flag; a clear error naming ``flag`` otherwise (at construction).
+
+    An int must be made of the provider's declared bits, when it declares any: records under
+    another bit could be enabled by no session that names the provider's flags."""
     if flag is None:
         return int(next(iter(provider.flags))) if len(provider.flags) else 1
     if isinstance(flag, str):
@@ -362,11 +367,18 @@ def _flag_of(provider: Provider, flag: int | str | None) -> int:
             names = ", ".join(f.name for f in provider.flags) or "none"
             raise ValueError(f"flag {flag!r}: {provider.name} has no flag of that name (its flags: "
                              f"{names})") from None
-    if not isinstance(flag, int):
+    if not isinstance(flag, int) or isinstance(flag, bool):   # a bool is an int, never a flag
         raise TypeError(f"flag must be a flag of the provider (an int) or its name, not "
                         f"{type(flag).__name__}")
     if not 0 < flag <= 0xFFFFFFFF:
         raise ValueError(f"flag {flag!r}: flags are bits of a 32-bit mask, it must be 1..0xffffffff")
+    declared = 0
+    for f in provider.flags:
+        declared |= int(f)
+    if declared and flag & ~declared:
+        names = ", ".join(f"{f.name}=0x{int(f):x}" for f in provider.flags)
+        raise ValueError(f"flag 0x{flag:x}: {provider.name} declares no flag 0x{flag & ~declared:x} "
+                         f"(its flags: {names})")
     return int(flag)
 
 

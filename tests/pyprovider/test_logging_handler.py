@@ -353,3 +353,25 @@ def test_the_flag_is_the_providers_flag_its_name_or_a_clear_error() -> None:
     for bad in (0, 1 << 32, -1):
         with pytest.raises(ValueError, match=r"flag .* must be 1\.\.0xffffffff"):
             WppHandler(provider=provider, flag=bad)
+
+
+def test_an_int_flag_is_made_of_the_providers_declared_bits_and_a_bool_is_refused() -> None:
+    """An int ``flag=`` outside the provider's declared bits would send records under a bit no
+    session can enable by the provider's flag names: refused at construction, naming the flags.
+    A bool is an int to Python but never a flag. A provider that declares no flags keeps the
+    plain 32-bit rule."""
+    from wpptrace.provider.tracing import Provider
+    provider = Provider("LogFlagBits", register=False, flags=("A", "B"))
+    assert WppHandler(provider=provider, flag=provider.flags.A | provider.flags.B).flag == 3
+    for undeclared, extra in ((4, "0x4"), (0x80000000, "0x80000000"), (5, "0x4")):
+        with pytest.raises(ValueError, match=rf"^flag 0x{undeclared:x}: LogFlagBits declares no flag {extra} "
+                                             r"\(its flags: A=0x1, B=0x2\)$"):
+            WppHandler(provider=provider, flag=undeclared)
+    for bad in (True, False):
+        with pytest.raises(TypeError, match=r"flag must be a flag of the provider \(an int\) or its name, not bool"):
+            WppHandler(provider=provider, flag=bad)
+    flagless = Provider("LogNoFlags", register=False)
+    assert WppHandler(provider=flagless, flag=4).flag == 4
+    assert WppHandler(provider=flagless, flag=0xFFFFFFFF).flag == 0xFFFFFFFF
+    with pytest.raises(TypeError, match=r"not bool"):
+        WppHandler(provider=flagless, flag=True)
