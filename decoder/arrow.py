@@ -732,9 +732,12 @@ def to_arrow(paths: Any, tmf: Any = None, *, all_records: bool = False,
     WPP messages too (status ``record``); ``batch_rows``: rows per batch, 1 or more (else
     ValueError, before anything is read). The result is an
     ``ArrowRun``: iterate it once; its ``counters`` and ``issues`` (damage skipped, with
-    offsets; a file that cannot be read at all, left out) fill as it goes."""
-    return ArrowRun(_paths(paths), load_tmf(tmf), all_records=all_records,
-                    batch_rows=batch_rows)
+    offsets; a file that cannot be read at all, left out) fill as it goes. When none of the
+    files can be read, ``wpptrace fmt`` fails, and so does this: it raises the first one's
+    ``Win32Error`` (the file named, the code fmt reports)."""
+    run = ArrowRun(_paths(paths), load_tmf(tmf), all_records=all_records, batch_rows=batch_rows)
+    run._raise_if_none_opened()
+    return run
 
 
 class ArrowRun(DecodingRun):

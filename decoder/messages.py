@@ -241,6 +241,12 @@ def open_files(paths: Sequence[str], *, skip_unreadable: bool = False) -> tuple[
     given. A file that cannot be opened raises (those already opened closed), or with
     ``skip_unreadable`` is left out and said as ``wpptrace fmt`` says it
     (``_cliutil.input_issue``)."""
+    files, unreadable = _open_files(paths, skip_unreadable)
+    return files, [issue for issue, _exc in unreadable]
+
+
+def _open_files(paths: Sequence[str], skip_unreadable: bool) -> tuple[list, list]:
+    """``open_files``, each file left out as (its ``DecodeIssue``, the error opening it)."""
     from .etlfile import EtlFile
 
     files: list = []
@@ -256,7 +262,7 @@ def open_files(paths: Sequence[str], *, skip_unreadable: bool = False) -> tuple[
 
                 from .records import DecodeIssue
 
-                unreadable.append(DecodeIssue(path, *input_issue(path, exc)))
+                unreadable.append((DecodeIssue(path, *input_issue(path, exc)), exc))
     except BaseException:
         for etl in files:
             etl.close()
@@ -273,8 +279,19 @@ class DecodingRun:
 
     def __init__(self, paths: Sequence[str], decoder: Any, *, skip_unreadable: bool = False) -> None:
         self.decoder = decoder
-        self._files, self._unreadable = open_files(paths, skip_unreadable=skip_unreadable)
+        self._files, left_out = _open_files(paths, skip_unreadable)
+        self._unreadable = [issue for issue, _exc in left_out]
+        self._first_failure = left_out[0][1] if left_out else None   # what opening it raised
         self._items: Iterator[Any] = iter(())
+
+    def _raise_if_none_opened(self) -> None:
+        """Raise the first input's error (the Win32Error naming the file that fmt reports) when
+        inputs were given and none of them could be opened: an empty result would pass for an
+        empty trace. The one-shot functions call it; a fleet's partition reports the file as an
+        issue row instead."""
+        if self._files or self._first_failure is None:
+            return
+        raise self._first_failure
 
     def _start(self, items: Iterator[Any]) -> None:
         self._items = self._closing(items)
@@ -354,8 +371,12 @@ def format_file(path: Any, tmf: Any = None, prefix: str | None = None, *, nopref
     (default: TRACE_FORMAT_PREFIX, else tracefmt's); ``noprefix``/``utc`` as fmt's
     ``--no-prefix``/``--utc``. The same engine and formatting loop as the command. A file
     that cannot be read at all is left out, as fmt leaves it out: said in the result's
-    ``errors`` (file, offset, what), as ``to_arrow`` says it."""
-    return FormattedLines(_paths(path), load_tmf(tmf), prefix, noprefix, utc)
+    ``errors`` (file, offset, what), as ``to_arrow`` says it. When none of the files can be
+    read, fmt fails, and so does this: it raises the first one's ``Win32Error`` (the file
+    named, the code fmt reports)."""
+    lines = FormattedLines(_paths(path), load_tmf(tmf), prefix, noprefix, utc)
+    lines._raise_if_none_opened()
+    return lines
 
 
 @fieldclass

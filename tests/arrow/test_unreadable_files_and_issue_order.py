@@ -48,6 +48,24 @@ def test_to_arrow_leaves_an_unreadable_file_out_as_fmt_does(garbage, fmt_data, t
     assert pq.read_table(out).to_pylist() == table.to_pylist()
 
 
+def test_to_arrow_with_no_readable_input_raises_the_error_fmt_reports(garbage, fmt_data, tmp_path):
+    """No input readable at all: fmt exits 1 with an error and ``to_arrow`` raises the first
+    input's Win32Error (the file named) instead of an empty run; ``decode_range`` (a fleet's
+    partition) still gives its issue row (above)."""
+    from wpptrace._cliutil import input_problem
+    from wpptrace.winerror import Win32Error
+
+    missing, tmf = tmp_path / "missing.etl", fmt_data / "tmf"
+    code, _stdout, err = fmt([garbage, missing], [tmf], "parquet", str(tmp_path / "out.parquet"))
+    assert code == 1
+    with pytest.raises(Win32Error) as raised:
+        to_arrow([garbage, missing], tmf=tmf)
+    assert (raised.value.name, raised.value.filename) == ("ERROR_BAD_FORMAT", str(garbage))
+    assert err.splitlines()[0] == f"wpptrace fmt: error: {input_problem(str(garbage), raised.value)}"
+    with pytest.raises(Win32Error, match="ERROR_FILE_NOT_FOUND"):
+        to_arrow(missing, tmf=tmf)
+
+
 def test_decode_range_gives_the_same_issue_row(garbage, fmt_data):
     table, issues = decode_range(str(garbage), None, load_tmf(fmt_data / "tmf"))
     assert table.num_rows == 0

@@ -191,3 +191,25 @@ def test_format_file_leaves_an_unreadable_file_out_as_fmt_does(tmp_path, capsys)
         f"wpptrace fmt: error: {garbage}: cannot read: offset 0x0: expected a 72-byte "
         f"WMI_BUFFER_HEADER, the file has 24 bytes (ERROR_BAD_FORMAT)",
         f"wpptrace fmt: error: {lines.errors[1]}"]
+
+
+def test_format_file_with_no_readable_input_raises_the_error_fmt_reports(tmp_path, capsys) -> None:
+    """When no input can be read at all, fmt exits 1 with an error; ``format_file`` raises the
+    first input's Win32Error (the file named), not an empty result that looks like an empty
+    trace. One readable input among them keeps the skip-and-report behaviour above."""
+    from wpptrace._cliutil import input_problem
+    from wpptrace.winerror import Win32Error
+
+    garbage, missing, folder = tmp_path / "garbage.etl", tmp_path / "missing.etl", tmp_path / "dir"
+    garbage.write_bytes(b"hello world, not a trace")
+    folder.mkdir()
+    for inputs, name in (([garbage, missing], "ERROR_BAD_FORMAT"), ([missing, garbage], "ERROR_FILE_NOT_FOUND"),
+                         (missing, "ERROR_FILE_NOT_FOUND"), ([folder], "ERROR_BAD_PATHNAME")):
+        listed = inputs if isinstance(inputs, list) else [inputs]
+        capsys.readouterr()
+        assert main(["fmt", *map(str, listed), "-p", str(TMF_DIR)]) == 1
+        said = capsys.readouterr().err.splitlines()[0]
+        with pytest.raises(Win32Error) as raised:
+            decoder.format_file(inputs, tmf=TMF_DIR)
+        assert (raised.value.name, raised.value.filename) == (name, str(listed[0]))
+        assert said == f"wpptrace fmt: error: {input_problem(str(listed[0]), raised.value)}"
