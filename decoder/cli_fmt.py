@@ -508,6 +508,8 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             # size limit passed, the device failing...: the run has no output
             line = other_file_failure(exc)
             if line is None:
+                from wpptrace.winerror import write_failure
+
                 failure = write_failure(exc)
                 if failure is None:
                     raise
@@ -536,13 +538,6 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             summary_file.close()            # (not written: its temporary file removed)
 
 
-#: how a write of the output fails (winerror's names for the errnos it meets): no room for it
-#: (its disk full, the user's quota used up, the file size limit passed), the device failing,
-#: writing refused
-WRITE_FAILURES = frozenset({"ERROR_DISK_FULL", "ERROR_FILE_TOO_LARGE", "ERROR_WRITE_FAULT",
-                            "ERROR_ACCESS_DENIED"})
-
-
 def other_file_failure(exc: OSError) -> str | None:
     """``PATH: what failed`` for an error met while decoding that names a file other than the
     output: an input whose read failed (ERROR_READ_FAULT, at its offset), the directory where
@@ -556,15 +551,6 @@ def other_file_failure(exc: OSError) -> str | None:
     if isinstance(exc, Win32Error) and exc.filename is not None and exc.name == "ERROR_READ_FAULT":
         return input_problem(exc.filename, exc)
     return None
-
-
-def write_failure(exc: OSError):
-    """``exc`` as the Win32Error of a write of the output that failed (``WRITE_FAILURES``),
-    None if it is no such error (a process that could not be made, say: told as any other)."""
-    from wpptrace.winerror import as_win32
-
-    failure = as_win32(exc, writing=True)
-    return failure if getattr(failure, "name", None) in WRITE_FAILURES else None
 
 
 def _drop_unwritten(stream) -> None:

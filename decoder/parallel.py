@@ -754,9 +754,9 @@ class _Assembly:
     def _failure(self, worker: _Worker | None) -> Exception:
         """What the run fails with: a worker's error (its traceback), or, when it named a file
         of its own (an input it could not read, a window's file it could not make), that
-        Win32Error, or when its write of the output failed (``cli_fmt.write_failure``: no
+        Win32Error, or when its write of the output failed (``winerror.write_failure``: no
         room, a failing device...), that error: reported as this process's own would be."""
-        from .cli_fmt import write_failure
+        from wpptrace.winerror import write_failure
 
         payloads = [w.payload for w in ([worker] if worker else []) + self.workers
                     if w.payload is not None and w.payload["error"]]

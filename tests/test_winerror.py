@@ -167,6 +167,24 @@ def test_a_failed_write_is_a_write_fault():
     assert as_win32(OSError(errno.ENOSPC, "os text"), writing=True).name == "ERROR_DISK_FULL"
 
 
+def test_the_errno_table_decides_what_a_failed_write_is():
+    """No room (disk full, quota, file size limit), the device failing, writing refused are
+    write failures, by their Win32 code; anything else (a missing file, a process that could
+    not be made) is not, and a Win32Error keeps its own code."""
+    from wpptrace.winerror import Win32Error, write_failure
+
+    told = {name: write_failure(OSError(getattr(errno, name), "os text", "out.txt"))
+            for name in ("ENOSPC", "EDQUOT", "EFBIG", "EIO", "EACCES", "EPERM", "EROFS", "ENOENT", "EAGAIN")}
+    assert {name: failure and (failure.name, failure.filename) for name, failure in told.items()} == {
+        "ENOSPC": ("ERROR_DISK_FULL", "out.txt"), "EDQUOT": ("ERROR_DISK_FULL", "out.txt"),
+        "EFBIG": ("ERROR_FILE_TOO_LARGE", "out.txt"), "EIO": ("ERROR_WRITE_FAULT", "out.txt"),
+        "EACCES": ("ERROR_ACCESS_DENIED", "out.txt"), "EPERM": ("ERROR_ACCESS_DENIED", "out.txt"),
+        "EROFS": ("ERROR_ACCESS_DENIED", "out.txt"), "ENOENT": None, "EAGAIN": None}
+    full = Win32Error(winerror.ERROR_DISK_FULL, None, "x.etl")
+    assert write_failure(full) is full
+    assert write_failure(Win32Error(winerror.ERROR_BAD_FORMAT, None, "x.etl")) is None
+
+
 def test_a_detail_at_an_offset_keeps_its_own_trailing_colon():
     """The detail is told as given after the file and offset, whatever it ends with; none:
     the file and offset alone."""

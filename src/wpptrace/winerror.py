@@ -78,24 +78,27 @@ _MESSAGES = {
 #: errno a Win32Error carries for its code (so errno-based handling works on it too),
 #: _FROM_ERRNO the code ``as_win32`` names an OSError met opening, reading or writing a file
 #: by (the nearest code the table has); _BOTH, either way. The first pair for a name wins.
-_TO_ERRNO, _FROM_ERRNO, _BOTH = 1, 2, 3
+#: _WRITING marks how a write to an open file fails (``write_failure``): no room for it, the
+#: device failing, writing refused; its errno is read as its code when writing, even where it
+#: is no _FROM_ERRNO pair (EIO is ERROR_WRITE_FAULT for a write, as the C core names one).
+_TO_ERRNO, _FROM_ERRNO, _BOTH, _WRITING = 1, 2, 3, 4
 _ERRNO_PAIRS = (
     ("ERROR_FILE_NOT_FOUND", "ENOENT", _BOTH),
     ("ERROR_TOO_MANY_OPEN_FILES", "EMFILE", _BOTH),
     ("ERROR_TOO_MANY_OPEN_FILES", "ENFILE", _FROM_ERRNO),
-    ("ERROR_ACCESS_DENIED", "EACCES", _BOTH),
-    ("ERROR_ACCESS_DENIED", "EPERM", _FROM_ERRNO),
-    ("ERROR_ACCESS_DENIED", "EROFS", _FROM_ERRNO),
+    ("ERROR_ACCESS_DENIED", "EACCES", _BOTH | _WRITING),
+    ("ERROR_ACCESS_DENIED", "EPERM", _FROM_ERRNO | _WRITING),
+    ("ERROR_ACCESS_DENIED", "EROFS", _FROM_ERRNO | _WRITING),
     ("ERROR_INVALID_HANDLE", "EBADF", _TO_ERRNO),
     ("ERROR_NOT_ENOUGH_MEMORY", "ENOMEM", _TO_ERRNO),
     ("ERROR_OUTOFMEMORY", "ENOMEM", _TO_ERRNO),
     ("ERROR_BAD_LENGTH", "EINVAL", _TO_ERRNO),
-    ("ERROR_WRITE_FAULT", "EIO", _TO_ERRNO),
+    ("ERROR_WRITE_FAULT", "EIO", _TO_ERRNO | _WRITING),
     ("ERROR_NOT_SUPPORTED", "ENOTSUP", _TO_ERRNO),
     ("ERROR_INVALID_PARAMETER", "EINVAL", _TO_ERRNO),
-    ("ERROR_DISK_FULL", "ENOSPC", _BOTH),
-    ("ERROR_DISK_FULL", "EDQUOT", _FROM_ERRNO),        # the user's quota of the disk: as full
-    ("ERROR_FILE_TOO_LARGE", "EFBIG", _BOTH),
+    ("ERROR_DISK_FULL", "ENOSPC", _BOTH | _WRITING),
+    ("ERROR_DISK_FULL", "EDQUOT", _FROM_ERRNO | _WRITING),   # the user's quota of the disk: as full
+    ("ERROR_FILE_TOO_LARGE", "EFBIG", _BOTH | _WRITING),
     ("ERROR_BAD_PATHNAME", "ENOENT", _TO_ERRNO),
     ("ERROR_BAD_PATHNAME", "EISDIR", _FROM_ERRNO),     # a directory where a file is expected
     ("ERROR_BUSY", "EBUSY", _TO_ERRNO),
@@ -106,11 +109,15 @@ _ERRNO_PAIRS = (
 )
 _ERRNO_OF: dict[int, int] = {}          # Win32 code -> errno
 _CODE_OF_ERRNO: dict[int, int] = {}     # errno -> Win32 code
+_CODE_OF_WRITE_ERRNO: dict[int, int] = {}   # errno of a failed write -> Win32 code
 for _name, _errno_name, _way in _ERRNO_PAIRS:
     if _way & _TO_ERRNO:
         _ERRNO_OF.setdefault(CODES[_name], getattr(_errno, _errno_name))
     if _way & _FROM_ERRNO:
         _CODE_OF_ERRNO.setdefault(getattr(_errno, _errno_name), CODES[_name])
+    if _way & _WRITING:
+        _CODE_OF_WRITE_ERRNO.setdefault(getattr(_errno, _errno_name), CODES[_name])
+_WRITE_FAILURES = frozenset(_CODE_OF_WRITE_ERRNO.values())
 del _name, _errno_name, _way
 
 
@@ -203,10 +210,12 @@ def as_win32(exc: OSError, writing: bool = False) -> OSError:
     """``exc`` as the Win32Error of the nearest code for its errno (``filename`` kept), for a
     message that names it as every other file problem is named; ``exc`` itself if it is one
     already or its errno has no such code. ``writing``: ``exc`` was met writing to an open
-    file, where EIO is ERROR_WRITE_FAULT (as the C core names a failed write)."""
-    code = _CODE_OF_ERRNO.get(exc.errno) if not isinstance(exc, Win32Error) else None
-    if code is None and writing and exc.errno == _errno.EIO and not isinstance(exc, Win32Error):
-        code = CODES["ERROR_WRITE_FAULT"]
+    file, where the table's write failures are read too (EIO: ERROR_WRITE_FAULT)."""
+    if isinstance(exc, Win32Error):
+        return exc
+    code = _CODE_OF_ERRNO.get(exc.errno)
+    if code is None and writing:
+        code = _CODE_OF_WRITE_ERRNO.get(exc.errno)
     if code is None:
         return exc
     detail = None
@@ -214,6 +223,14 @@ def as_win32(exc: OSError, writing: bool = False) -> OSError:
         where = f"{exc.filename}: " if exc.filename else ""
         detail = f"{where}is a directory: expected a file"
     return Win32Error(code, detail, filename=exc.filename)
+
+
+def write_failure(exc: OSError) -> Win32Error | None:
+    """``exc`` as the Win32Error of a write to an open file that failed (the table's
+    _WRITING codes: no room for it, the device failing, writing refused), None if it is no
+    such failure (a process that could not be made, say: told as any other error)."""
+    failure = as_win32(exc, writing=True)
+    return failure if isinstance(failure, Win32Error) and failure.winerror in _WRITE_FAILURES else None
 
 
 def check(code: int, detail: str | None = None, filename: str | None = None) -> int:

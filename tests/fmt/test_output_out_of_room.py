@@ -121,6 +121,32 @@ def test_any_other_write_error_is_one_line_with_its_win32_name(form, driver):
                                          "(ERROR_WRITE_FAULT)\n")
 
 
+@pytest.mark.parametrize("refused", [errno.EACCES, errno.EPERM], ids=errno.errorcode.get)
+def test_a_refused_write_names_the_output_and_access_denied(refused, driver, tmp_path, monkeypatch):
+    """A write of the output refused part-way (EACCES, EPERM: a network or FUSE file system
+    that turns the writer away) is one line naming the output and ERROR_ACCESS_DENIED, exit 1;
+    the old output is kept and no partial or temporary file is left."""
+    from wpptrace.decoder import cli_fmt
+
+    etl, tmf = driver
+    out = tmp_path / "out.txt"
+    out.write_text("old contents\n")
+    real = cli_fmt._writer
+
+    def refusing(opts, stream, header=True):
+        return real(opts, io.TextIOWrapper(io.BufferedWriter(_FailingRaw(refused)), encoding="utf-8"),
+                    header)
+
+    monkeypatch.setattr(cli_fmt, "_writer", refusing)
+    err = io.StringIO()
+    code = cli_fmt.run_fmt(cli_fmt.FmtOptions(files=[str(etl)], tmf_dirs=[str(tmf)], output=str(out),
+                                              jobs=1, progress="never"), out=io.StringIO(), err=err)
+    assert (code, err.getvalue()) == (1, f"wpptrace fmt: error: {out}: cannot write: Access is "
+                                         f"denied (ERROR_ACCESS_DENIED)\n")
+    assert out.read_text() == "old contents\n"
+    assert os.listdir(tmp_path) == [out.name]        # no partial or temporary file
+
+
 def test_a_write_error_in_a_worker_is_the_same_one_line(driver, tmp_path):
     """``-j 2``: a worker whose write of its windows' text fails (EIO: the device failing
     under it) makes the run say the same line as this process's own write would."""
