@@ -446,8 +446,18 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
 
             print(f"{opts.prog}: error: {live_problem(opts.realtime, exc)}", file=err)
             return EXIT_FAILURE
-    try:
+    with _released(live):       # (a run that ends before decoding it too)
         return _run_opened(opts, out, err, started, status, inputs, live, prefix, display)
+
+
+@contextlib.contextmanager
+def _released(live):
+    """The ``live`` session's queue (if any) released on leaving the block: no more of its
+    buffers taken. Releasing again does nothing, so the decoding's own block (ended as soon
+    as the decoding is: its buffers no longer taken while the outputs are written) may sit
+    inside the run's."""
+    try:
+        yield
     finally:
         if live is not None:
             live.queue.release()
@@ -638,15 +648,12 @@ def _decode_all(decoder, writer, opts: FmtOptions, inputs: list, live, err: IO[s
     if len(inputs) == 1 and _want_progress(opts, inputs[0], err):
         progress = _Progress(err, inputs[0])
     try:
-        with _ctrl_c_ends([source.queue for source in sources if source.live]):
+        with _released(live), _ctrl_c_ends([source.queue for source in sources if source.live]):
             _decode_sources(decoder, writer, opts, sources, progress)
     except KeyboardInterrupt:
         if live is None:
             raise
         # Ctrl-C (or SIGTERM) is how a live view ends: what was decoded is written out as on a session stop
-    finally:
-        if live is not None:        # (its buffers no longer taken while the outputs are written)
-            live.queue.release()
 
 
 @contextlib.contextmanager
