@@ -295,8 +295,9 @@ class _ReaderMayLeave:
     """A writer to standard output when a summary file is asked for: the output's reader
     leaving (``fmt x.etl --summary s.txt | head``) ends the printing, not the run, which goes on
     to the end of its inputs (as tracefmt does), so that the summary counts what they hold;
-    what is written after is dropped (``left``: called then). With no summary asked for, the
-    broken pipe ends the run at once (the command line's quiet exit)."""
+    what is written after is dropped (``left``: called then); a live view, which has no end of
+    its own, ends there as on a session stop. With no summary asked for, the broken pipe ends
+    the run at once (the command line's quiet exit)."""
 
     def __init__(self, writer, left: Callable[[], None]):
         self.writer = writer
@@ -712,6 +713,16 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
 
     # a live view is watched as it comes: its lines leave with each batch, even into a pipe
     live = any(source.live for source in sources)
+
+    def shown() -> None:
+        """Send a live view's batch on; when its reader has left (``| head`` with a summary
+        asked for: a file run decodes on to its end) the view ends as on a session stop."""
+        writer.flush()
+        if isinstance(writer, _ReaderMayLeave) and writer.gone:
+            for source in sources:
+                if source.live:
+                    source.queue.interrupt()
+
     if view is None:
         view = RowView()
     chunks = ordered(view)
@@ -726,7 +737,7 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
         for batch in builder.batches(chunks, view):
             writer.write_batch(batch)
             if live:
-                writer.flush()
+                shown()
         return
     write = writer.write_utf8
     # a writer holding its bytes in memory lends it: the renderer prints each chunk there
@@ -734,7 +745,7 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
     for out in decoder.format(chunks, view, opts.output_format, opts.csv_quote, room):
         write(out)
         if live:
-            writer.flush()
+            shown()
 
 
 def _columnar_problem(opts: FmtOptions, out: IO[str]) -> str | None:

@@ -139,6 +139,39 @@ def test_start_enable_watch_stop_decode(tmp_path, session_name, service, service
     assert wpptrace("session", "query", session_name, check=False).returncode == 1
 
 
+def test_a_live_view_whose_reader_leaves_ends_and_writes_its_summary(tmp_path, session_name, service,
+                                                                      service_tmf):
+    """``fmt --rt S --summary s.txt | head -1``: the reader leaving ends the live view as a session
+    stop does (as it ends a file's printing): the summary written, status 0, while the session and
+    the application run on. It used to watch on until a Ctrl-C."""
+    wpptrace("session", "start", session_name, "--realtime")
+    try:
+        wpptrace("session", "enable", session_name, "--guid", f"{SERVICE_GUID}:0x1:4")
+        view = subprocess.Popen([sys.executable, "-m", "wpptrace", "fmt", "--rt", session_name, "-p",
+                                 str(service_tmf), "--summary", "s.txt"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=tmp_path)
+        try:
+            assert view.stdout.readline().rstrip().endswith(b"[Header]EventTrace")
+            view.stdout.close()                             # the reader leaves (head -1)
+            try:
+                err = view.communicate(timeout=PATIENCE)[1].decode()
+            except subprocess.TimeoutExpired:
+                pytest.fail("the live view went on after its reader left")
+        finally:
+            if view.poll() is None:
+                view.kill()
+                view.wait()
+        assert view.returncode == 0, err
+        assert "Traceback" not in err and "BrokenPipe" not in err, err
+        summary = (tmp_path / "s.txt").read_text()
+        assert f"(real-time session {session_name})" in summary
+        assert re.search(r"^Total Events  Processed [1-9]\d*$", summary, re.M), summary
+        assert service.poll() is None
+        assert wpptrace("session", "query", session_name).returncode == 0   # still running
+    finally:
+        wpptrace("session", "stop", session_name, check=False)
+
+
 def test_tracelog_spellings(tmp_path, session_name, service, service_tmf):
     etl = tmp_path / "tl.etl"
     ctl = tmp_path / "shop.ctl"
