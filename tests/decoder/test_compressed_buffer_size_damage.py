@@ -30,44 +30,31 @@ def x64(corpus_file) -> bytes:
     return corpus_file("net.4.5.2.x64.etl").read_bytes()
 
 
-@pytest.fixture(params=["BytesIO", "path"])
-def summary(request, tmp_path):
-    def summary(data: bytes) -> tuple[int, int, list[str]]:
-        source: io.BytesIO | str = io.BytesIO(data)
-        if request.param == "path":
-            (tmp_path / "x.etl").write_bytes(data)
-            source = str(tmp_path / "x.etl")
-        with EtlFile(source, name="x.etl") as etl:
-            stats = etl.scan()
-            return stats.records, stats.skipped, [str(e) for e in etl.errors]
-    return summary
-
-
-def test_a_buffer_size_of_0_is_read_to_the_next_buffer_header(x64, summary):
+def test_a_buffer_size_of_0_is_read_to_the_next_buffer_header(x64, scan_summary):
     data = bytearray(x64)
     struct.pack_into("<I", data, BUFFER_100, 0)
-    assert summary(bytes(data)) == (RECORDS, 0, [
+    assert scan_summary(bytes(data)) == (RECORDS, 0, [
         f"x.etl: offset {BUFFER_100:#x}: buffer 100: expected BufferSize 72..16777216, inside "
         f"the file, found 0x0; the next buffer header is at {NEXT:#x}: read as "
         f"{NEXT - BUFFER_100} bytes"])
 
 
-def test_a_last_buffer_of_size_0_is_read_to_the_end_of_the_file(x64, summary):
+def test_a_last_buffer_of_size_0_is_read_to_the_end_of_the_file(x64, scan_summary):
     with EtlFile(io.BytesIO(x64)) as etl:
         last = etl.buffer_index()[-1].file_offset
     data = bytearray(x64)
     struct.pack_into("<I", data, last, 0)
-    records, skipped, errors = summary(bytes(data))
+    records, skipped, errors = scan_summary(bytes(data))
     assert (records, skipped) == (RECORDS, 0)
     assert errors == [f"x.etl: offset {last:#x}: buffer 359: expected BufferSize 72..16777216, "
                       f"inside the file, found 0x0; no buffer header follows: read as "
                       f"{len(x64) - last} bytes"]
 
 
-def test_a_junk_header_is_one_skipped_buffer_not_a_missing_one(x64, summary):
+def test_a_junk_header_is_one_skipped_buffer_not_a_missing_one(x64, scan_summary):
     data = bytearray(x64)
     data[BUFFER_100:BUFFER_100 + 0x48] = b"\x12\x34\x56\x78" * 18
-    assert summary(bytes(data)) == (RECORDS - IN_BUFFER_100, 1, [
+    assert scan_summary(bytes(data)) == (RECORDS - IN_BUFFER_100, 1, [
         f"x.etl: offset {BUFFER_100:#x}: expected a WMI_BUFFER_HEADER (BufferSize 72..16777216, "
         f"inside the file; used size at most the session buffer size); found BufferSize "
         f"2018915346: skipped {NEXT - BUFFER_100} bytes to the next buffer at {NEXT:#x}"])
@@ -109,7 +96,7 @@ def _file(first: bytes) -> tuple[bytes, int]:
     return data, len(data) - len(second)
 
 
-def test_no_buffer_header_is_taken_inside_the_damaged_one(summary):
+def test_no_buffer_header_is_taken_inside_the_damaged_one(scan_summary):
     """Buffer 1's Reserved field and first record make the bytes 0x38 into its header a
     plausible header of the session, reaching buffer 2: the search starts past the header."""
     first = gen.message(10, G, 3)               # State 3, FilledBytes 0 where 0x38 + a header has them
@@ -120,14 +107,14 @@ def test_no_buffer_header_is_taken_inside_the_damaged_one(summary):
     buffer1 = compressed_buffer([first, gen.message(11, G, 4)], 1, reserved)
     data = bytearray(_file(buffer1)[0])
     struct.pack_into("<I", data, 512, 0)        # buffer 1's BufferSize
-    records, skipped, errors = summary(bytes(data))
+    records, skipped, errors = scan_summary(bytes(data))
     assert (records, skipped) == (4, 0), errors
     assert errors == [f"x.etl: offset 0x200: buffer 1: expected BufferSize 72..16777216, inside "
                       f"the file, found 0x0; the next buffer header is at {second_at:#x}: read "
                       f"as {second_at - 512} bytes"]
 
 
-def test_a_buffer_header_of_another_logger_is_not_taken(summary):
+def test_a_buffer_header_of_another_logger_is_not_taken(scan_summary):
     """A plausible buffer header, but of LoggerId 9, inside buffer 1's first record: passed
     over, buffer 2 is found."""
     fake = bytearray(gen.buffer([], 0x48, 5, 0))
@@ -136,7 +123,7 @@ def test_a_buffer_header_of_another_logger_is_not_taken(summary):
     data, second_at = _file(buffer1)
     data = bytearray(data)
     struct.pack_into("<I", data, 512, 0)
-    records, skipped, errors = summary(bytes(data))
+    records, skipped, errors = scan_summary(bytes(data))
     assert (records, skipped) == (4, 0), errors
     assert errors[0].endswith(f"the next buffer header is at {second_at:#x}: read as "
                               f"{second_at - 512} bytes")

@@ -16,7 +16,6 @@ import struct
 import pytest
 
 from wpptrace.decoder.cli_fmt import FmtOptions, run_fmt
-from wpptrace.decoder.etlfile import EtlFile
 
 BUFFER_100 = 0x123633                     # buffer 100 of net.4.5.2.x64.etl
 SAVED_OFFSET, FILLED_BYTES = 0x04, 0x30
@@ -35,35 +34,22 @@ def damaged(data: bytes, *fields: int) -> bytes:
     return bytes(out)
 
 
-@pytest.fixture(params=["BytesIO", "path"])
-def summary(request, tmp_path):
-    def summary(data: bytes) -> tuple[int, int, list[str]]:
-        source: io.BytesIO | str = io.BytesIO(data)
-        if request.param == "path":
-            (tmp_path / "x64.etl").write_bytes(data)
-            source = str(tmp_path / "x64.etl")
-        with EtlFile(source, name="x64.etl") as etl:
-            stats = etl.scan()
-            return stats.records, stats.skipped, [str(e) for e in etl.errors]
-    return summary
-
-
-def test_a_damaged_saved_offset_expands_to_filled_bytes(x64, summary):
-    assert summary(damaged(x64, SAVED_OFFSET)) == (RECORDS, 0, [
-        f"x64.etl: offset {BUFFER_100 + SAVED_OFFSET:#x}: buffer 100: expected SavedOffset and "
+def test_a_damaged_saved_offset_expands_to_filled_bytes(x64, scan_summary):
+    assert scan_summary(damaged(x64, SAVED_OFFSET)) == (RECORDS, 0, [
+        f"x.etl: offset {BUFFER_100 + SAVED_OFFSET:#x}: buffer 100: expected SavedOffset and "
         f"FilledBytes to agree, found 0x49 and 0xff30; expanded to the larger, its events read "
         f"up to the end"])
 
 
-def test_a_damaged_filled_bytes_expands_to_saved_offset(x64, summary):
-    records, skipped, errors = summary(damaged(x64, FILLED_BYTES))
+def test_a_damaged_filled_bytes_expands_to_saved_offset(x64, scan_summary):
+    records, skipped, errors = scan_summary(damaged(x64, FILLED_BYTES))
     assert (records, skipped, len(errors)) == (RECORDS, 0, 1)
     assert "found 0xff30 and 0x49" in errors[0]
 
 
-def test_both_damaged_the_records_past_the_expanded_size_are_counted_lost(x64, summary):
-    assert summary(damaged(x64, SAVED_OFFSET, FILLED_BYTES)) == (RECORDS - IN_BUFFER_100, 1, [
-        f"x64.etl: offset {BUFFER_100 + 0x48 + 5:#x}: buffer 100: expected an LZ77 stream "
+def test_both_damaged_the_records_past_the_expanded_size_are_counted_lost(x64, scan_summary):
+    assert scan_summary(damaged(x64, SAVED_OFFSET, FILLED_BYTES)) == (RECORDS - IN_BUFFER_100, 1, [
+        f"x.etl: offset {BUFFER_100 + 0x48 + 5:#x}: buffer 100: expected an LZ77 stream "
         f"decoding to 1 bytes (SavedOffset 0x49 - 0x48); output larger than the expected size "
         f"after 1 bytes; records up to there are kept"])
 
