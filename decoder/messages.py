@@ -393,13 +393,17 @@ class DecodedFile:
 
 def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
     """Every WPP message of ``path`` (one .etl, or several merged by time as fmt does) as a
-    ``DecodedMessage``, in ProcessTrace order; ``tmf`` as :func:`load_tmf` takes it."""
+    ``DecodedMessage``, in ProcessTrace order; ``tmf`` as :func:`load_tmf` takes it. A file
+    that cannot be read at all is left out and said first in ``errors``, as ``format_file``
+    does; when none can be read, the first one's ``Win32Error`` is raised."""
     from .engine import FileSource, merge_sources
     from .wpp import WppDecoder
     from .wpp_rows import RowView
 
     decoder = WppDecoder(load_tmf(tmf))
-    files = open_files(_paths(path))[0]
+    files, left_out = _open_files(_paths(path), skip_unreadable=True)
+    if not files and left_out:
+        raise left_out[0][1]
     try:
         view = RowView()
         chunks = merge_sources([(FileSource(etl), view) for etl in files])
@@ -408,7 +412,9 @@ def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
             out += messages
         lost = sum(int(getattr(etl.header, "events_lost", 0) or 0) for etl in files
                    if getattr(etl.header, "valid", True))
-        return DecodedFile(out, decoder.counters, [i for etl in files for i in etl.errors], lost)
+        return DecodedFile(out, decoder.counters,
+                           [issue for issue, _exc in left_out] + [i for etl in files for i in etl.errors],
+                           lost)
     finally:
         for etl in files:
             etl.close()

@@ -213,3 +213,24 @@ def test_format_file_with_no_readable_input_raises_the_error_fmt_reports(tmp_pat
             decoder.format_file(inputs, tmf=TMF_DIR)
         assert (raised.value.name, raised.value.filename) == (name, str(listed[0]))
         assert said == f"wpptrace fmt: error: {input_problem(str(listed[0]), raised.value)}"
+
+
+def test_decode_file_leaves_an_unreadable_file_out_as_format_file_does(tmp_path) -> None:
+    """``decode_file`` raised on the first file it could not open, giving nothing of the files
+    it could read; it now leaves it out, said first in ``errors`` as ``format_file`` says it,
+    and raises only when no input can be read."""
+    from wpptrace.winerror import Win32Error
+
+    garbage, missing = tmp_path / "garbage.etl", tmp_path / "missing.etl"
+    garbage.write_bytes(b"hello world, not a trace")
+    good = CAPTURES / "wppstr-sample.etl"
+    alone = decoder.decode_file(good, tmf=TMF_DIR)
+    mixed = decoder.decode_file([garbage, good, missing], tmf=TMF_DIR)
+    assert [m.text for m in mixed.messages] == [m.text for m in alone.messages] != []
+    lines = decoder.format_file([garbage, good, missing], tmf=TMF_DIR)
+    list(lines)
+    assert [str(issue) for issue in mixed.errors] == [str(issue) for issue in lines.errors]
+    assert len(mixed.errors) == 2
+    with pytest.raises(Win32Error) as raised:
+        decoder.decode_file([missing, garbage], tmf=TMF_DIR)
+    assert (raised.value.name, raised.value.filename) == ("ERROR_FILE_NOT_FOUND", str(missing))
