@@ -540,15 +540,40 @@ _CONVERSION = re.compile(r"%(?:%|!\w+!|[-+ #0]*(?:\*|\d+)?(?:\.(?:\*|\d+))?"
                          r"(?:hh|h|ll|l|L|z|j|t|I64|I32|I|w)?[diouxXeEfFgGaAcCsSpZn])")
 
 
-def _shape(fmt: str) -> Pattern[str]:
-    """A printf-style format as a regular expression: conversions match any text."""
-    parts, pos = [], 0
-    for m in _CONVERSION.finditer(fmt):
-        parts.append(re.escape(fmt[pos:m.start()]))
-        parts.append("%" if m.group() == "%%" else "(?s:.*?)")
-        pos = m.end()
-    parts.append(re.escape(fmt[pos:]))
-    return re.compile("".join(parts) + r"\Z", re.S)
+class _Shape:
+    """A printf-style format as a glob: its literal text in order, each conversion standing for
+    any text. Matched in linear time: the first piece is a prefix, the last a suffix, and each
+    one between is found left to right (the leftmost place is never worse for the pieces after
+    it), so a message that does not match costs one pass, however many conversions."""
+
+    def __init__(self, fmt: str) -> None:
+        pieces, literal, pos = [], [], 0
+        for m in _CONVERSION.finditer(fmt):
+            literal.append(fmt[pos:m.start()])
+            if m.group() == "%%":
+                literal.append("%")
+            else:
+                pieces.append("".join(literal))
+                literal = []
+            pos = m.end()
+        literal.append(fmt[pos:])
+        pieces.append("".join(literal))
+        self.pieces = pieces
+
+    def match(self, text: str) -> bool:
+        pieces = self.pieces
+        if len(pieces) == 1:
+            return text == pieces[0]
+        first, last = pieces[0], pieces[-1]
+        if len(text) < len(first) + len(last) or not text.startswith(first) or not text.endswith(last):
+            return False
+        at, end = len(first), len(text) - len(last)
+        for piece in pieces[1:-1]:
+            found = text.find(piece, at, end)
+            if found < 0:
+                return False
+            at = found + len(piece)
+        return True
 
 
 def _same(actual: Any, expected: Any) -> bool:
@@ -564,9 +589,9 @@ def _matcher(fmt: Any, args: tuple):
         return lambda m: fmt.search(m.text) is not None
     if not isinstance(fmt, str):
         raise TypeError(f"expected a format string or a compiled pattern, not {type(fmt).__name__}")
-    shape = _shape(fmt)
+    shape = _Shape(fmt)
     if not args:
-        return lambda m: m.text == fmt or shape.match(m.text) is not None
+        return lambda m: m.text == fmt or shape.match(m.text)
     try:
         rendered = fmt % args
     except (TypeError, ValueError, KeyError):
@@ -576,7 +601,7 @@ def _matcher(fmt: Any, args: tuple):
         if rendered is not None and m.text == rendered:
             return True
         return (len(m.args) == len(args) and all(map(_same, m.args, args))
-                and shape.match(m.text) is not None)
+                and shape.match(m.text))
     return match
 
 

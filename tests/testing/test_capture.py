@@ -472,3 +472,36 @@ def test_a_hundred_thousand_messages_with_default_buffers() -> None:
     assert len(cap.messages) == 100_000
     assert [m.args[0] for m in cap.messages] == list(range(100_000))
     assert cap.messages[-1].text == "message 99999"
+
+
+def test_a_format_matches_like_a_glob_of_its_literal_text() -> None:
+    """Each conversion stands for any text (also none, also newlines); ``%%`` is a percent sign;
+    the whole text must match. Checked against the same shape as a regular expression on every
+    format and text over a small alphabet."""
+    import itertools as it
+
+    from wpptrace.testing import _Shape
+
+    def as_regex(fmt: str) -> re.Pattern:
+        return re.compile("".join("(?s:.*)" if c == "*" else re.escape(c) for c in fmt) + r"\Z", re.S)
+
+    alphabet = "ab*"
+    formats = ["".join(p) for n in range(6) for p in it.product(alphabet, repeat=n)]
+    texts = ["".join(p) for n in range(6) for p in it.product("ab\n", repeat=n)]
+    for glob in formats:
+        shape, regex = _Shape(glob.replace("*", "%s")), as_regex(glob)
+        for text in texts:
+            assert shape.match(text) == (regex.match(text) is not None), (glob, text)
+    assert _Shape("100%% of %d").match("100% of 7") and not _Shape("100%% of %d").match("100%% of 7")
+    assert _Shape("%!STATUS! after %d tries").match("0xc000020c(X) after 3 tries")
+
+
+def test_a_message_that_does_not_match_many_conversions_is_refused_in_one_pass() -> None:
+    """A backtracking match takes time exponential in the conversions here (hours for 12); the
+    test never finishes then."""
+    from wpptrace.testing import _Shape
+
+    text = "order 7: " + ", ".join(f"item{i}" for i in range(40))
+    assert not _Shape("order %d: " + ", ".join(["%s"] * 12) + " (total %d)").match(text)
+    assert _Shape("order %d: " + ", ".join(["%s"] * 12)).match(text)
+    assert not _Shape(" ".join(["%s"] * 12) + "!").match(" " * 60)
