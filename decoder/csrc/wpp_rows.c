@@ -8,6 +8,7 @@
  * its keys onto few slots gets no id for the extra ones (Python's slow path, still correct)
  * instead of quadratic work.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,19 @@ static int64_t milli_of(int64_t ts, const wpprow_clock *c, int64_t *filetime)
     return (int64_t)ms;
 }
 
+/* where the GUID of a record that is not a message lies in its buffer (0: it carries none):
+ * an event's ProviderId, a full or instance record's class GUID */
+static uint32_t record_guid_offset(const etlrd_record *r)
+{
+    if (!(r->present & ETLRD_HAS_GUID)) return 0;
+    switch (r->kind) {
+    case ETLRD_KIND_EVENT: return r->offset + (uint32_t)offsetof(EVENT_HEADER, ProviderId);
+    case ETLRD_KIND_FULL:
+    case ETLRD_KIND_INSTANCE: return r->offset + (uint32_t)offsetof(EVENT_TRACE_HEADER, Guid);
+    default: return 0;
+    }
+}
+
 uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_t start,
                      uint32_t cpu, uint32_t slot, uint32_t first_index, const wpprow_clock *clock,
                      wpprow *out, uint32_t max_rows, etlrd_walk_result *res)
@@ -216,6 +230,7 @@ uint32_t wpprow_walk(wpprow_tables *t, const uint8_t *buf, uint32_t end, uint32_
         w->present = r->present;
         if (r->kind != ETLRD_KIND_MESSAGE) {
             w->key = WPPROW_NOT_MESSAGE;
+            w->guid_offset = record_guid_offset(r);
             continue;
         }
         /* the GUID sits right after the header (and the sequence, if any) */

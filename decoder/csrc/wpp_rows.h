@@ -40,7 +40,7 @@ typedef struct {
     uint32_t sequence;
     uint32_t payload_offset;  /* argument bytes in the buffer */
     uint32_t payload_size;
-    uint32_t guid_offset;     /* message GUID in the buffer (0: none) */
+    uint32_t guid_offset;     /* message / provider GUID in the buffer (0: none) */
     uint32_t cpu;
     uint16_t number;          /* message number / event id */
     uint16_t flags;           /* OptionFlags */

@@ -1,0 +1,44 @@
+"""``--all-records``: a record that is not a WPP message keeps the GUID it carries (an
+EVENT_HEADER record's ProviderId) in the ``guid`` column, the provider ``wpptrace dump`` shows
+for it; records that carry none (system, perfinfo) have a null ``guid``."""
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+
+import pyarrow.parquet as pq
+
+from arrowhelp import fmt
+from wpptrace.cli import main
+
+_FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _iso(filetime: int) -> str:
+    """A FILETIME as ``wpptrace dump --json`` writes it (7 fraction digits)."""
+    seconds, ticks = divmod(filetime, 10_000_000)
+    when = _FILETIME_EPOCH + datetime.timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
+
+
+def test_event_records_keep_their_provider_guid(corpus_file, tmp_path, capsys):
+    etl = corpus_file("SIH.20230422.034724.362.1.etl")
+    out = tmp_path / "all.parquet"
+    code, _, err = fmt([etl], [], "parquet", str(out), all_records=True)
+    assert code == 0, err
+    rows = pq.read_table(out).to_pylist()
+
+    assert main(["dump", "--json", str(etl)]) == 0
+    dumped = [json.loads(line) for line in capsys.readouterr().out.splitlines()[:-1]]
+    expected = collections.Counter((d["timestamp"], d["id"], d["provider"])
+                                   for d in dumped if d["kind"] == "event")
+
+    events = [r for r in rows if r["kind"] == "event"]
+    assert len(events) == sum(expected.values()) == 10
+    assert all(r["guid"] is not None for r in events)
+    assert collections.Counter((_iso(r["filetime"]), r["number"], r["guid"])
+                               for r in events) == expected
+
+    system = [r for r in rows if r["status"] == "record" and r["kind"] in ("system", "perfinfo")]
+    assert system and all(r["guid"] is None for r in system)
