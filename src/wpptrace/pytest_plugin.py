@@ -9,9 +9,9 @@ fixture and the ``--wpp-keep DIR`` option.
         cap.assert_logged("read %d bytes", 42)
 
 ``wpp_capture`` is :func:`wpptrace.testing.capture` with the capture named after the test.
-When the test fails, its captures are kept (``trace.etl``, ``tmf/``, ``trace.txt``, in
-``wpp-captures/`` of pytest's temporary folder) and their decoded messages are added to the
-failure report (a failed ``assert_logged`` lists them itself); a test interrupted by Ctrl+C (or
+When the test fails (also with an error in a fixture's setup or teardown), its captures are
+kept (``trace.etl``, ``tmf/``, ``trace.txt``, in ``wpp-captures/`` of pytest's temporary folder)
+and their decoded messages are added to the failure report (a failed ``assert_logged`` lists them itself); a test interrupted by Ctrl+C (or
 ``pytest.exit``) has no report, but its captures are kept there all the same. With
 ``--wpp-keep DIR`` every capture is kept in ``DIR``, one folder per capture, for CI artifacts (a
 relative ``DIR`` is taken from the folder pytest was started in, also when a test changes the
@@ -49,7 +49,9 @@ def wpp_capture(request: pytest.FixtureRequest):
     factory = CaptureFactory(request.node.nodeid, keep_dir=keep_dir, keep_all=keep_all)
     request.node.stash[_FACTORY] = factory
     yield factory
-    factory.finish(failed=request.node.stash.get(_FAILED, False))
+    # a passing test's captures are removed once its teardown report says the teardown
+    # (other fixtures' too, which may run after this) went well
+    factory.finish(failed=request.node.stash.get(_FAILED, False), discard=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -68,13 +70,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if factory is None:
         return
     report = outcome.get_result()
-    if report.failed and report.when == "call":
+    # setup and teardown errors count as failures: a fixture that captures a server's start-up
+    # and raises is the usual shape
+    if report.failed:
         item.stash[_FAILED] = True
-        for cap in factory.captures:
-            if cap.finished:
-                cap._keep_quietly()
+        factory.keep_finished()
         text = factory.report()
         from wpptrace.testing import CaptureAssertionError
 
         if text and not (call.excinfo is not None and call.excinfo.errisinstance(CaptureAssertionError)):
             report.sections.append(("wpptrace captures", text))
+    elif report.when == "teardown" and not item.stash.get(_FAILED, False):
+        factory.discard()

@@ -514,10 +514,11 @@ class CaptureFactory:
         """Each capture's messages (for the test report)."""
         return "\n\n".join(f"{cap.name}: {cap.report()}" for cap in self.captures if cap.finished)
 
-    def finish(self, failed: bool) -> None:
-        """At the end of the test: stop captures left running, keep them if the test failed.
-        Every capture is finished even if stopping one fails; the first failure is raised
-        after."""
+    def finish(self, failed: bool, discard: bool = True) -> None:
+        """At the end of the test: stop captures left running, keep them if the test failed,
+        else remove their files (``discard=False``: leave that to :meth:`discard`, for a
+        failure found after this, in a later fixture's teardown). Every capture is finished
+        even if stopping one fails; the first failure is raised after."""
         first: BaseException | None = None
         for cap in self.captures:
             try:
@@ -528,10 +529,22 @@ class CaptureFactory:
             if cap.finished:
                 if failed:
                     cap._keep_quietly()
-                elif not cap.kept:
+                elif discard and not cap.kept:
                     cap.discard()
         if first is not None:
             raise first
+
+    def keep_finished(self) -> None:
+        """Keep every finished capture (the test failed)."""
+        for cap in self.captures:
+            if cap.finished:
+                cap._keep_quietly()
+
+    def discard(self) -> None:
+        """Remove the files of every capture not kept."""
+        for cap in self.captures:
+            if not cap.kept:
+                cap.discard()
 
 
 # -- matching -------------------------------------------------------------------------------

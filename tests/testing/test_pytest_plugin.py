@@ -297,3 +297,64 @@ def test_the_ci_workflow_runs_the_sample_on_ubuntu() -> None:
     assert "runs-on: ubuntu-latest" in workflow
     assert "pytest -n 2 --wpp-keep wpp-captures" in workflow
     assert "path: wpp-captures/" in workflow
+
+
+FIXTURE_ERRORS = '''
+import pytest
+
+import app
+
+
+@pytest.fixture
+def server(wpp_capture):
+    with wpp_capture(app.trace):
+        app.read(1, "server starting")
+    raise RuntimeError("server did not start")
+
+
+@pytest.fixture
+def client(wpp_capture):
+    yield
+    with wpp_capture(app.trace):
+        app.read(2, "client closing")
+    assert False, "client did not close"
+
+
+@pytest.fixture
+def quiet(wpp_capture):
+    yield
+    with wpp_capture(app.trace):
+        app.read(3, "quiet closing")
+
+
+def test_server(server):
+    pass
+
+
+def test_client(client):
+    pass
+
+
+def test_quiet(quiet):
+    pass
+'''
+
+
+def test_errors_in_a_fixture_s_setup_or_teardown_keep_and_report_its_captures(tmp_path_factory,
+                                                                              tmp_path) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_fixtures=FIXTURE_ERRORS)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    run = pytest_run(where, TMPDIR=str(private_tmp))
+    out = run.stdout
+    assert run.returncode == 1 and "2 passed, 2 errors" in out, out + run.stderr
+    assert out.count("wpptrace captures") == 2
+    assert "INFORMATION read: read 1 bytes from server starting" in out
+    assert "INFORMATION read: read 2 bytes from client closing" in out
+    kept = where.with_name(f"{where.name}-basetemp") / "wpp-captures"
+    assert sorted(p.name for p in kept.iterdir()) == ["test_fixtures.test_client",
+                                                      "test_fixtures.test_server"]
+    for name, text in (("client", "read 2 bytes from client closing"),
+                       ("server", "read 1 bytes from server starting")):
+        assert (kept / f"test_fixtures.test_{name}" / "trace.txt").read_text().splitlines()[1].endswith(text)
+    assert not list(private_tmp.iterdir())           # the passing test's capture is removed
