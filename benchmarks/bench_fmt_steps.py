@@ -20,7 +20,8 @@ this process's (``_Merge.end``; ``windows`` as the results come); and
 (``_decode_window``, every one of the process), the messages between the processes
 (``_Outbox.send``, ``receive``; the keys sent, ``message_keys``), the wait for the held windows' places (``write_all``), for the
 workers' results (``_Assembly.finish``, with ``prepare_summary`` in it), the windows' starts
-checked (``first_started_wrong``), and ``decode_parallel`` whole; and the TMF reading: the
+checked (``first_started_wrong``), the work done before this process's last windows (``ahead``:
+the summary's rows, ``summary_rows``) and at its first wait (``idle``), and ``decode_parallel`` whole; and the TMF reading: the
 messages looked up (``TmfSet.lookup``, the files loaded and entries parsed in it), a file loaded
 (``_load_tmf``), split at its entries (``split_text``), its entries deferred (``defer_run``), an argument block read (``_block_arguments``) and an entry
 made from its tile (``_tile_message``). With ``-j 2`` there is a number per process, this one's first: a
@@ -90,6 +91,9 @@ STEPS = {
     "assembly_finish": ("wpptrace.decoder.parallel", "_Assembly", "finish"),
     "started_wrong": ("wpptrace.decoder.parallel", "_Assembly", "first_started_wrong"),
     "prepare_summary": ("wpptrace.decoder.wpp", "WppDecoder", "prepare_summary"),
+    "summary_rows": ("wpptrace.decoder.wpp", "WppDecoder", "prepare_summary_rows"),
+    "ahead": ("wpptrace.decoder.parallel", "_Assembly", "ahead_of"),
+    "idle": ("wpptrace.decoder.parallel", "_Assembly", "_idle"),
     "places_close": ("wpptrace.decoder.parallel", "_Places", "close"),
     "decode_parallel": ("wpptrace.decoder.parallel", None, "decode_parallel"),
     "finish": ("wpptrace.decoder.cli_fmt", None, "_finish"),

@@ -103,6 +103,11 @@ def window_shares(jobs: int, data_bytes: int = 0) -> list[float]:
     return [unit / total for unit in units]
 
 
+def _tail_start(windows: int, jobs: int) -> int:
+    """The first of the last, smaller windows (``window_shares``: 4 x ``jobs`` of them)."""
+    return max(1, windows - 4 * jobs)
+
+
 def cut_keys(etl, jobs: int, streams=None, shares: list[float] | None = None) -> list[int | None]:
     """The window bounds [None, k1, ..., None]: raw times at which the data buffers' bytes
     written reach each window's share (``shares``, adding up to 1; default: ``jobs`` even
@@ -227,6 +232,8 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         writer.flush()
         output = _Assembly(windows, inp.source, writer, workers, claims, places is not None)
         output.idle = _idle_work(decoder, share, bool(opts.summary), waiting)
+        output.ahead = _ahead_work(decoder, bool(opts.summary), waiting)
+        output.tail = _tail_start(len(windows), jobs)
         merge = output.merge = _Merge(decoder, inp.etl, own.results, output)
         output.stops[0] = dict(inp.source.window_stops)
         if places is not None:
@@ -235,6 +242,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         if places is not None:                # each window written at its place by its decoder
             for k in iter(claims.take, None):
                 output.pump()
+                output.ahead_of(k)
                 own.decode(decoder, k, windows[k], view, None, places)
                 output.stops[k] = own.results[k]["stops"]
                 places.write_ready()
@@ -252,6 +260,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
             if k is None:                     # nothing left to take: append as they come
                 output.wait(_POLL)
                 continue
+            output.ahead_of(k)
             if k == output.next:              # every window before it is in: straight there
                 if not output.started_right(k):
                     output.redo = k
@@ -315,6 +324,22 @@ def _idle_work(decoder, share, summary: bool, waiting=None):
             waiting()
         if decoder.program_cache is None:
             _let_go_of_share(decoder, share)
+    return work
+
+
+def _ahead_work(decoder, summary: bool, waiting=None):
+    """What this process does before it decodes a window of the run's last, smaller ones
+    (``_Assembly.ahead_of``) rather than once its windows are decoded: the processes end
+    their last windows within about one of those of each other, so what is left for the wait
+    is mostly the run's serial end, while work done here moves the windows it would have taken
+    to the workers. The summary table's rows of the messages met so far made but for their
+    counts (``summary``: made again at the wait only if messages are met after) and the
+    caller's ``waiting`` work (fmt's summary file opened: the kernel's work, 1-2 ms)."""
+    def work() -> None:
+        if summary:
+            decoder.prepare_summary_rows()
+        if waiting is not None:
+            waiting()
     return work
 
 
@@ -605,9 +630,20 @@ class _Assembly:
         #: held ones, ``check``): work the run does after them anyway, done while they end
         #: (not done when every worker's results are in: it would cost more than the end's)
         self.idle = None
+        #: called once before this process decodes a window from ``tail`` on (``ahead_of``):
+        #: work of the run's end it can do before its last windows
+        self.ahead = None
+        self.tail = len(windows)
 
     def complete(self) -> bool:
         return self.next >= len(self.windows) or self.redo is not None
+
+    def ahead_of(self, k: int) -> None:
+        """Do the ``ahead`` work (once) if window k, which this process is about to decode,
+        is one of the last ones."""
+        if self.ahead is not None and k >= self.tail:
+            ahead, self.ahead = self.ahead, None
+            ahead()
 
     def started_right(self, k: int) -> bool:
         return _started_right(self.source, self.windows[k][0], self.stops.get(k - 1))

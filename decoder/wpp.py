@@ -1745,9 +1745,7 @@ class WppDecoder:
         and their rows of the table sorted and printed but for their counts
         (``output.SummaryRows``): for a process that waits for others before its summary
         (fmt -j's, for its workers), so that less is left for after them."""
-        from .output import SummaryRows
-
-        self._summary_rows = SummaryRows(*self._summary_parts())
+        self.prepare_summary_rows()
         # the counts too (a fmt -j parent's own are all in by then): at the end only what the
         # other processes counted is added (``add_plain_message_counts``), not every message
         # looked at again
@@ -1757,6 +1755,16 @@ class WppDecoder:
         # installed one's place in the columns (an int, no entry made)
         places = {entry: place for place, entry in enumerate(self._entries.values())}
         self._summary_kept = _SummaryCounts(self._summary_state(), counts, places)
+
+    def prepare_summary_rows(self) -> None:
+        """``prepare_summary``'s rows alone (no counts), of the messages met so far: made ahead
+        by a process that decodes more rows before it waits (fmt -j's, before its last
+        windows); ``prepare_summary`` makes them again only if messages were met since."""
+        from .output import SummaryRows
+
+        rows = self._summary_rows
+        if rows is None or rows.size != len(self._entries):
+            self._summary_rows = SummaryRows(*self._summary_parts())
 
     def _summary_state(self) -> tuple:
         """What the messages' counts depend on: changes to the counts Python keeps (and

@@ -757,6 +757,57 @@ def test_waiting_for_the_places_of_its_held_windows_this_process_makes_the_summa
     assert steps == ["summary texts", "held windows written"]
 
 
+@pytest.mark.parametrize("to", ["file", "stream"])
+def test_the_summary_rows_and_file_are_made_before_this_process_decodes_its_last_windows(
+        traces, tmp_path, monkeypatch, to):
+    """This process, about to decode a window of the run's last, smaller ones, first makes
+    the summary table's rows but for their counts and opens the summary's file (work of the
+    run's end that would otherwise wait until its windows are all decoded, when the worker
+    ends about as soon: each ms there is the run's); the bytes and summary are one process's,
+    to a file (written at places) or to a stream (appended here)."""
+    from wpptrace.decoder import cli_fmt, output
+
+    etls, tmfs = traces["driver"]
+    cuts = _six_windows(etls[0])
+    monkeypatch.setattr(parallel, "cut_keys", lambda *_a, **_k: cuts)
+    one = _output_and_summary(tmp_path, 1, etls[0], tmf_dirs=tmfs, utc=True)
+    parent, steps = os.getpid(), []
+    real_rows, real_ready, real_decode = output.SummaryRows, cli_fmt._SummaryFile.ready, parallel._OwnWindows.decode
+
+    class Rows(real_rows):
+        def __init__(self, *parts):
+            steps.append("rows")
+            super().__init__(*parts)
+
+    def ready(self):
+        steps.append("summary file")
+        real_ready(self)
+
+    def decode(self, decoder, k, *args, **kwargs):
+        if os.getpid() == parent:
+            steps.append(k)
+        return real_decode(self, decoder, k, *args, **kwargs)
+
+    monkeypatch.setattr(output, "SummaryRows", Rows)
+    monkeypatch.setattr(cli_fmt._SummaryFile, "ready", ready)
+    monkeypatch.setattr(parallel._OwnWindows, "decode", decode)
+    hold_up(monkeypatch, tmp_path / "none-left", "worker")    # this process takes every window after its first
+    runs = _runs_noted(monkeypatch)
+    if to == "file":
+        assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
+    else:
+        summary = tmp_path / "sum-stream"
+        code, stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, utc=True, jobs=2, summary=str(summary))
+        assert code == 0, err
+        assert stdout.encode() == one[0]
+        assert [line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")] == one[1]
+    [run] = runs
+    assert run.owners == [0, 1, 0, 0, 0, 0] and run.in_place == (to == "file")
+    # (six windows for 2 processes: every window after the first is one of the last ones)
+    assert steps[:3] == ["rows", "summary file", 2]
+    assert [step for step in steps if type(step) is int] == [2, 3, 4, 5]
+
+
 @pytest.mark.parametrize("cache", [False, True])
 def test_the_shared_table_goes_at_the_first_wait_only_with_the_program_cache_off(
         traces, tmp_path, monkeypatch, cache):

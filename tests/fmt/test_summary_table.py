@@ -187,3 +187,27 @@ def test_rows_printed_before_their_counts_are_the_tables_rows(driver, more):
     summary = Summary(files=["a.etl"])
     assert summary_text(summary, body=body) == summary_text(summary, unprepared.summary_table())
     assert len(body.splitlines()) == len(_loop_rows(decoder)) > 1000
+
+
+@pytest.mark.parametrize("more", [False, True])
+def test_rows_made_ahead_are_kept_unless_messages_were_met_since(driver, more):
+    """``prepare_summary_rows`` (fmt -j's parent, before its last windows) makes the rows but
+    their counts; ``prepare_summary`` then keeps them, or makes them again when messages were
+    met since (``more``); either way the body is the table's, with the counts of the rows
+    decoded between the two."""
+    from wpptrace.decoder.output import Summary, summary_text
+
+    path, tmf_dir = driver
+    decoder, unprepared = _decoded(path, tmf_dir), _decoded(path, tmf_dir)
+    decoder.prepare_summary_rows()
+    ahead = decoder._summary_rows
+    keys = decoder.plain_message_keys()
+    for one in (decoder, unprepared):
+        one.add_plain_message_counts(keys[:3], [5, 0, 6])
+        if more:
+            one._raw_entry(uuid.UUID(int=0x1234 << 64 | 5).bytes_le, 8).count = 2
+    decoder.prepare_summary()
+    assert (decoder._summary_rows is ahead) == (not more)
+    body = decoder.prepared_summary()
+    summary = Summary(files=["a.etl"])
+    assert summary_text(summary, body=body) == summary_text(summary, unprepared.summary_table())
