@@ -15,7 +15,8 @@ and their decoded messages are added to the failure report (a failed ``assert_lo
 ``pytest.exit``) has no report, but its captures are kept there all the same. With
 ``--wpp-keep DIR`` every capture is kept in ``DIR``, one folder per capture, for CI artifacts (a
 relative ``DIR`` is taken from the folder pytest was started in, also when a test changes the
-working directory). Nothing of wpptrace is imported until a test asks for the fixture, so test
+working directory); a folder's name is its test's (``~2`` for the test's second capture), and
+a later run into the same ``DIR`` replaces the test's folder of an earlier one. Nothing of wpptrace is imported until a test asks for the fixture, so test
 runs that do not use it are unchanged.
 """
 from __future__ import annotations

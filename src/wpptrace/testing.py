@@ -64,8 +64,11 @@ MIN_BUFFERS = 4
 MAX_BUFFERS = 256
 #: at most this many messages are listed in an assertion failure
 SHOWN_MESSAGES = 50
-#: a test's capture name at most (the longest name is 120; room for a test's "-2", "-3"...)
+#: a test's capture name at most (the longest name is 120; room for a test's "~2", "~3"...)
 TEST_NAME_LENGTH = 112
+#: what follows a name for its second, third... capture or kept folder: a character no
+#: sanitised name holds, so that ``name~2`` is never another name's first
+NUMBER_SEPARATOR = "~"
 
 _counter = itertools.count(1)
 _active: list["Capture"] = []          # running captures, innermost last
@@ -189,6 +192,10 @@ class Capture:
         self.keep_requested = bool(keep)
         # (a relative folder is the working directory's when made: a test may change it)
         self.keep_dir = os.path.abspath(keep_dir) if keep_dir is not None else None
+        # a name of its own (a test's capture): a kept folder of that name (a previous run's)
+        # is replaced, not kept beside it under another name
+        self._replace_kept = False
+        self.replaced = False
         self._tmf = tmf
         self._targets = [_target(t) for t in targets]
         self._logger = None
@@ -412,7 +419,8 @@ class Capture:
         if self.kept:
             lines.append(f"capture kept in {self.kept} "
                          f"(wpptrace fmt {os.path.join(self.kept, 'trace.etl')} -p "
-                         f"{os.path.join(self.kept, 'tmf')})")
+                         f"{os.path.join(self.kept, 'tmf')})"
+                         + ("; it replaced a previous run's capture of that name" if self.replaced else ""))
         return "\n".join(lines)
 
     def _fail(self, what: str) -> None:
@@ -438,7 +446,10 @@ class Capture:
         folder = self._workdir
         if target_dir is not None:
             os.makedirs(target_dir, exist_ok=True)
-            folder = _unique_dir(target_dir, self.name)
+            if self._replace_kept:
+                folder, self.replaced = _replacing_dir(target_dir, self.name)
+            else:
+                folder = _unique_dir(target_dir, self.name)
             shutil.move(os.path.join(self._workdir, "trace.etl"), os.path.join(folder, "trace.etl"))
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = folder
@@ -490,8 +501,10 @@ def capture(*providers: Any, level: int = TRACE_LEVEL_VERBOSE, flags: Any = ALL_
 class CaptureFactory:
     """``wpp_capture(provider, ...)`` of the pytest plugin: makes captures named after the
     test (a name of its own: a test id changed to be a folder name ends with a hash of the
-    id; the second capture of a test adds ``-2``), keeps them all with ``--wpp-keep DIR`` or
-    when the test failed, and removes the rest when the test ends."""
+    id; the second capture of a test adds ``~2``, which no test's name can hold), keeps them
+    all with ``--wpp-keep DIR`` or when the test failed, and removes the rest when the test
+    ends. A kept folder replaces the one a previous run of the same test left under that
+    name (the report says so): each folder is the latest run's."""
 
     def __init__(self, name: str, keep_dir: "str | os.PathLike[str] | None" = None,
                  keep_all: bool = False) -> None:
@@ -503,10 +516,12 @@ class CaptureFactory:
 
     def __call__(self, *providers: Any, **options: Any) -> Capture:
         number = len(self.captures) + 1
-        options.setdefault("name", self.name if number == 1 else f"{self.name}-{number}")
         options.setdefault("keep_dir", self.keep_dir)
         options.setdefault("keep", self.keep_all)
         cap = capture(*providers, **options)
+        if options.get("name") is None:     # (set here: capture()'s own names never hold "~")
+            cap.name = self.name if number == 1 else f"{self.name}{NUMBER_SEPARATOR}{number}"
+            cap._replace_kept = True
         self.captures.append(cap)
         return cap
 
@@ -654,9 +669,10 @@ def _safe_name(name: str) -> str:
 
 def _test_name(nodeid: str) -> str:
     """``tests/test_app.py::test_read[x]`` -> ``tests.test_app.test_read-x``. When the name had
-    to be changed to be a folder name, a hash of the node id follows, so that tests never share
-    one and each keeps its own on every run (``t.py::test_p[a_b]`` -> ``t.test_p-a_b``,
-    ``t.py::test_p[a/b]`` -> ``t.test_p-a_b-654ae4dc``)."""
+    to be changed to be a folder name, a hash of the node id follows after a ``~`` (which no
+    unchanged name holds), so that tests never share one, a second capture's ``name~2``
+    included, and each keeps its own on every run (``t.py::test_p[a_b]`` -> ``t.test_p-a_b``,
+    ``t.py::test_p[a/b]`` -> ``t.test_p-a_b~654ae4dc``)."""
     path, _, rest = nodeid.partition("::")
     if path.endswith(".py"):
         path = path[:-3]
@@ -667,19 +683,43 @@ def _test_name(nodeid: str) -> str:
     safe = _safe_name(name)[:TEST_NAME_LENGTH]
     if safe != name:
         digest = hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        safe = f"{safe[:TEST_NAME_LENGTH - 9].rstrip('-')}-{digest}"
+        safe = f"{safe[:TEST_NAME_LENGTH - 9].rstrip('-')}{NUMBER_SEPARATOR}{digest}"
     return safe
 
 
 def _unique_dir(parent: str, name: str) -> str:
     for n in itertools.count(1):
-        path = os.path.join(parent, name if n == 1 else f"{name}-{n}")
+        path = os.path.join(parent, name if n == 1 else f"{name}{NUMBER_SEPARATOR}{n}")
         try:
             os.mkdir(path)
             return path
         except FileExistsError:
             continue
     raise AssertionError("unreachable")
+
+
+#: what a kept capture's folder holds (a folder holding anything else is never replaced)
+_KEPT_FILES = {"trace.etl", "tmf", "trace.txt"}
+
+
+def _replacing_dir(parent: str, name: str) -> "tuple[str, bool]":
+    """``parent/name``, made anew: a kept capture's folder already there (a previous run's)
+    is removed first. Returns the folder and whether one was replaced; a folder of that name
+    holding anything else is left alone and the name numbered as _unique_dir does."""
+    path = os.path.join(parent, name)
+    try:
+        os.mkdir(path)
+        return path, False
+    except FileExistsError:
+        pass
+    if not os.path.islink(path) and os.path.isdir(path) and set(os.listdir(path)) <= _KEPT_FILES:
+        shutil.rmtree(path)
+        try:
+            os.mkdir(path)
+            return path, True
+        except FileExistsError:
+            pass
+    return _unique_dir(parent, name), False
 
 
 def _write_tmf_dir(tmfset: Any, directory: str) -> None:

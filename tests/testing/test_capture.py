@@ -277,10 +277,10 @@ def test_captures_are_named_after_their_test_and_two_tests_never_share_a_name() 
     assert name("tests/test_app.py::TestApp::test_read") == "tests.test_app.TestApp.test_read"
     assert name("t.py::test_p[a_b]") == "t.test_p-a_b"
     # a name changed to be a folder name ends with a hash of the node id: its own, on every run
-    assert name("t.py::test_p[a/b]") == "t.test_p-a_b-654ae4dc"
-    assert name("t.py::test_p[a::b]") == "t.test_p-a_b-92f58bc2"
-    assert name("t.py::test_p[a]]") == "t.test_p-a-53da4868"
-    assert name("t.py::test_p[\u00e9]") == "t.test_p-7546e49f"
+    assert name("t.py::test_p[a/b]") == "t.test_p-a_b~654ae4dc"
+    assert name("t.py::test_p[a::b]") == "t.test_p-a_b~92f58bc2"
+    assert name("t.py::test_p[a]]") == "t.test_p-a~53da4868"
+    assert name("t.py::test_p[\u00e9]") == "t.test_p~7546e49f"
     long_a, long_b = (name(f"t.py::test_{'x' * 200}{end}") for end in "ab")
     assert long_a != long_b and len(long_a) == len(long_b) == 112
     assert len({name(f"t.py::test_p[{c}]") for c in "/:[]?* "}) == 7
@@ -301,7 +301,7 @@ def test_keep_writes_the_folder_on_request(tmp_path: pathlib.Path) -> None:
     assert cap.kept == str(tmp_path / "asked")
     with capture(trace, keep=True, keep_dir=tmp_path, name="asked") as again:
         copy_file(2, "asked")
-    assert again.kept == str(tmp_path / "asked-2")        # never over another capture
+    assert again.kept == str(tmp_path / "asked~2")        # never over another capture
     tmfs = list((tmp_path / "asked" / "tmf").glob("*.tmf"))
     assert [p.stem for p in tmfs] == [str(cap.messages[0].guid)]
 

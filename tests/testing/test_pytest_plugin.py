@@ -93,7 +93,7 @@ def test_a_fresh_directory_passes_under_pytest_and_xdist(tmp_path_factory, tmp_p
     # --wpp-keep: every capture, one folder each, that wpptrace fmt decodes
     assert sorted(p.name for p in keep.iterdir()) == [
         "test_app.test_read", "test_app.test_second_capture_in_one_test",
-        "test_app.test_second_capture_in_one_test-2", "test_copier.test_empty_file_warns",
+        "test_app.test_second_capture_in_one_test~2", "test_copier.test_empty_file_warns",
         "test_copier.test_logging_records_are_captured_too", "test_copier.test_read_is_traced",
         "test_inline.test_inline"]
     folder = keep / "test_app.test_read"
@@ -267,7 +267,7 @@ def test_tests_whose_ids_make_the_same_folder_name_keep_folders_of_their_own(tmp
     run = pytest_run(where, "-n", "2", "--wpp-keep", str(keep))
     assert run.returncode == 1 and "2 failed" in run.stdout, run.stdout + run.stderr
     # the id that had to change gets a hash of the test's node id: the same on every run
-    names = {"a_b": "test_ids.test_param-a_b", "a/b": "test_ids.test_param-a_b-6049250d"}
+    names = {"a_b": "test_ids.test_param-a_b", "a/b": "test_ids.test_param-a_b~6049250d"}
     assert sorted(p.name for p in keep.iterdir()) == sorted(names.values())
     for name, folder in names.items():
         assert (keep / folder / "trace.txt").read_text().splitlines()[1].endswith(
@@ -358,3 +358,37 @@ def test_errors_in_a_fixture_s_setup_or_teardown_keep_and_report_its_captures(tm
                        ("server", "read 1 bytes from server starting")):
         assert (kept / f"test_fixtures.test_{name}" / "trace.txt").read_text().splitlines()[1].endswith(text)
     assert not list(private_tmp.iterdir())           # the passing test's capture is removed
+
+
+NUMBERED = '''
+import pytest
+
+import app
+
+
+@pytest.mark.parametrize("x", ["1", "1-2"])
+def test_t(wpp_capture, x):
+    with wpp_capture(app.trace):
+        app.read(1, "first " + x)
+    if x == "1":
+        with wpp_capture(app.trace):
+            app.read(2, "second " + x)
+'''
+
+
+def test_a_kept_folder_s_name_is_its_test_s_and_capture_s_alone_on_every_run(tmp_path_factory) -> None:
+    """``test_t[1]``'s second capture is never ``test_t[1-2]``'s first, whichever runs first, and
+    a second run into the same folder replaces each test's folders instead of adding more."""
+    where = fresh(tmp_path_factory, app=APP, test_col=NUMBERED)
+    keep = where / "keep"
+    (keep / "test_col.test_t-1~3").mkdir(parents=True)        # not a capture: left alone
+    (keep / "test_col.test_t-1~3" / "notes.txt").write_text("mine")
+    expected = {"test_col.test_t-1": "first 1", "test_col.test_t-1~2": "second 1",
+                "test_col.test_t-1-2": "first 1-2"}
+    for args in ((), ("-n", "2")):
+        run = pytest_run(where, "--wpp-keep", "keep", *args)
+        assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
+        found = {p.name: (p / "trace.txt").read_text().splitlines()[1].rsplit(" from ", 1)[1]
+                 for p in keep.iterdir() if p.name != "test_col.test_t-1~3"}
+        assert found == expected
+    assert (keep / "test_col.test_t-1~3" / "notes.txt").read_text() == "mine"
