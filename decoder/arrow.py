@@ -619,6 +619,11 @@ PARQUET_OPTIONS = {"compression": _COMPRESSION, "use_dictionary": list(_DICTIONA
 #: fewer, larger column chunks encode faster and compress better than a group per batch
 ROW_GROUP_ROWS = 1 << 17
 
+#: batches a gathering row group holds before it joins them into one: a small batch holds C
+#: buffers and Arrow objects worth some 25 KB beside its values, so a row group of one-row
+#: batches would hold gigabytes; joined, it holds about its rows' bytes
+_JOIN_BATCHES = 16
+
 
 def _encoders() -> int:
     """Threads encoding Parquet row groups: one per core this process may run on (at most 4:
@@ -626,6 +631,15 @@ def _encoders() -> int:
     from .jobs import usable_cores
 
     return min(4, usable_cores())
+
+
+def _joined(batches: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """``batches`` as one batch (their label dictionaries unified), or as they are when they
+    cannot be one (a string column past Arrow's 2 GB offsets)."""
+    try:
+        return pa.Table.from_batches(batches, schema=SCHEMA).combine_chunks().to_batches()
+    except pa.ArrowException:
+        return batches
 
 
 def _encode_part(table: pa.Table, options: dict) -> pa.Buffer:
@@ -641,7 +655,9 @@ class ArrowFileWriter:
     """Record batches into a binary stream as Parquet (``format="parquet"``, written with
     ``PARQUET_OPTIONS``; ``compression``: another codec, or codec per column) or an Arrow IPC
     stream (``format="arrow"``); ``close()`` writes the Parquet footer / the stream's end.
-    Parquet row groups hold ``row_group_rows`` rows (the last one fewer); each is encoded by
+    Parquet row groups hold ``row_group_rows`` rows (the last one fewer: a batch is cut across
+    groups, and the small batches a group gathers are joined as they come, so its memory is
+    about its rows' whatever the batch size); each is encoded by
     pyarrow on a thread of a pool (``encoders`` threads; pyarrow releases the GIL while it
     encodes and compresses), beside the decoding, and written in order into one file
     (``decoder.parquet_join``): the same bytes pyarrow's own writer makes of them, in a
@@ -649,6 +665,9 @@ class ArrowFileWriter:
 
     def __init__(self, stream, format: str = "parquet", *, compression: Any = None,
                  row_group_rows: int = ROW_GROUP_ROWS, encoders: int | None = None) -> None:
+        if isinstance(row_group_rows, bool) or not isinstance(row_group_rows, int) \
+                or row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be a whole number from 1, not {row_group_rows!r}")
         self.row_group_rows = row_group_rows
         self._pool = None
         if format == "parquet":
@@ -663,7 +682,9 @@ class ArrowFileWriter:
             self._encoders = encoders or _encoders()
             self._pool = ThreadPoolExecutor(self._encoders, thread_name_prefix="wpptrace-parquet")
             self._pending: "deque" = deque()    # row groups being encoded, in file order
-            self._group: list[pa.RecordBatch] = []
+            # the row group being gathered: _levels[0] the batches as they came, _levels[k+1]
+            # batches each joined from _JOIN_BATCHES of _levels[k] (and older than those)
+            self._levels: list[list[pa.RecordBatch]] = [[]]
             self._group_rows = 0
             self._writer = ParquetJoiner(stream)
         elif format == "arrow":
@@ -674,9 +695,24 @@ class ArrowFileWriter:
         self.stream = stream
         self.rows = 0
 
+    def _gather(self, batch: pa.RecordBatch) -> None:
+        """Add a batch to the row group being gathered, joining batches as they pile up (each
+        row is copied a few times at most: once per level)."""
+        levels = self._levels
+        levels[0].append(batch)
+        self._group_rows += batch.num_rows
+        k = 0
+        while len(levels[k]) >= _JOIN_BATCHES:
+            joined, levels[k] = _joined(levels[k]), []
+            if k + 1 == len(levels):
+                levels.append([])
+            levels[k + 1].extend(joined)
+            k += 1
+
     def _submit_group(self) -> None:
-        table = pa.Table.from_batches(self._group, schema=SCHEMA)
-        self._group, self._group_rows = [], 0
+        group = [batch for level in reversed(self._levels) for batch in level]
+        table = pa.Table.from_batches(group, schema=SCHEMA)
+        self._levels, self._group_rows = [[]], 0
         self._pending.append(self._pool.submit(_encode_part, table, self._options))
 
     def _join(self, keep: int) -> None:
@@ -688,10 +724,16 @@ class ArrowFileWriter:
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if self._pool is not None:
-            self._group.append(batch)
-            self._group_rows += batch.num_rows
-            if self._group_rows >= self.row_group_rows:
-                self._submit_group()
+            # a batch larger than the room left in the row group is cut across groups
+            at, rows = 0, batch.num_rows
+            while at < rows:
+                room = self.row_group_rows - self._group_rows
+                part = batch if at == 0 and rows <= room else batch.slice(at, room)
+                self._gather(part)
+                at += part.num_rows
+                if self._group_rows >= self.row_group_rows:
+                    self._submit_group()
+                    self._join(keep=self._encoders)
             self._join(keep=self._encoders)
         else:
             self._writer.write_batch(batch)
@@ -705,7 +747,7 @@ class ArrowFileWriter:
     def close(self) -> None:
         if self._pool is not None:
             try:
-                if self._group or (not self._pending and self._writer.pos == 0):
+                if self._group_rows or (not self._pending and self._writer.pos == 0):
                     self._submit_group()          # the last rows (an empty file: no rows)
                 self._join(keep=0)
                 self._writer.finish()

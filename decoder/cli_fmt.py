@@ -729,11 +729,14 @@ def _decode_sources(decoder, writer, opts: FmtOptions, sources: list, progress,
     if progress is not None:
         chunks = progress.wrap(chunks)
     if opts.output_format in COLUMNAR:
-        from .arrow import DEFAULT_BATCH_ROWS, ArrowBuilder
+        from .arrow import DEFAULT_BATCH_ROWS, ROW_GROUP_ROWS, ArrowBuilder
 
+        rows = DEFAULT_BATCH_ROWS if opts.batch_rows is None else opts.batch_rows
+        if opts.output_format == "parquet":
+            # Parquet is written a row group at a time: a larger batch would only be held whole
+            rows = min(rows, ROW_GROUP_ROWS)
         builder = ArrowBuilder(decoder, all_records=opts.all_records, eager=live,
-                               batch_rows=DEFAULT_BATCH_ROWS if opts.batch_rows is None
-                               else opts.batch_rows)
+                               batch_rows=rows)
         for batch in builder.batches(chunks, view):
             writer.write_batch(batch)
             if live:

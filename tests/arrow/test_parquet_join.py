@@ -88,7 +88,7 @@ def test_duckdb_reads_a_joined_file(table, tmp_path):
         for batch in table.to_batches(max_chunksize=250):
             writer.write_batch(batch)
         writer.close()
-    assert pq.ParquetFile(path).metadata.num_row_groups == 7     # 6 x 500 rows and 1
+    assert pq.ParquetFile(path).metadata.num_row_groups == 8     # 7 x 400 rows and 201
     got = duckdb.sql(f"SELECT count(*), count(DISTINCT text), sum(len(args)) FROM read_parquet('{path}')").fetchall()[0]
     texts = table.column("text").to_pylist()
     assert got == (3_001, len(set(texts)), sum(len(a) for a in table.column("args").to_pylist()))
