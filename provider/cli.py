@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
                                MaximumBuffers=args.max_buffers, FlushTimer=args.flush_timer,
                                MaximumFileSize=args.circular, LogFileMode=mode, ClientContext=args.clock)
     except Win32Error as exc:   # a path the core will not write: the rule that refused it, in words
-        if exc.winerror not in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED):
+        if exc.winerror not in session_cli.LOG_FILE_REFUSALS:
             raise
         error(session_cli.log_file_refusal(output, exc))
         return 1

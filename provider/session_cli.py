@@ -107,9 +107,16 @@ def check_logfile(path: str) -> str:
     return full
 
 
+#: StartTrace and UPDATE codes that refuse the log file itself (log_file_refusal says why)
+LOG_FILE_REFUSALS = frozenset((lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED, lib.ERROR_SHARING_VIOLATION))
+
+
 def log_file_refusal(path: str, exc: Win32Error) -> str:
     """Why the core would not take ``path`` as the log file, one line: the rule that refused it,
     as the core says it (its walk of the path, links followed as it follows them)."""
+    if exc.winerror == lib.ERROR_SHARING_VIOLATION:
+        return (f"{path}: another running session writes this log file ({exc.name}); stop it or "
+                f"give another file")
     why = sessions.log_path_refusal(path)
     if not why:
         return f"{path}: cannot create the log file ({exc.name})"
@@ -195,7 +202,7 @@ def start(name: str, logfile: str | None, *, realtime: bool = False, circular: i
     try:
         api.StartTrace(name, props)
     except Win32Error as exc:
-        if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
+        if exc.winerror in LOG_FILE_REFUSALS and logfile:
             raise SessionError(log_file_refusal(logfile, exc)) from None
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"invalid session settings ({exc.name}): buffer size 1..16384 KB, "
@@ -600,7 +607,7 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
                                f"{in_words(old_failed)}") from None
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
-        if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED) and logfile:
+        if exc.winerror in LOG_FILE_REFUSALS and logfile:
             raise SessionError(log_file_refusal(logfile, exc)) from None
         raise SessionError(_describe(exc, name)) from None
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "

@@ -315,16 +315,34 @@ static void remove_made(const char *path, const struct stat *made) {
     close(at);
 }
 
+/* Hold the open file `fd` as a session's log file: a write lock on the whole file, of its open
+ * file description (F_OFD_SETLK), so it lasts as long as any descriptor of that description
+ * does: across the fork to a host process (the caller's copy closed), until the session
+ * closes the file (a stop, a switch to another file) or its process dies. Another start or
+ * switch to the same file is refused, ERROR_SHARING_VIOLATION (what Windows' logger meets on a
+ * file another session holds open without write sharing), before anything in the file
+ * changes. The lock is advisory: readers (a decoder, dissect.etl) read on. A file system
+ * without such locks (ENOLCK, EINVAL: some FUSE or NFS mounts) leaves the file unguarded, as
+ * it was before there was a guard. */
+static ULONG hold_log_file(const char *path, int fd) {
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return ERROR_SUCCESS;
+    if (errno != EAGAIN && errno != EACCES) return ERROR_SUCCESS;
+    refuse(path, "another running session writes it (stop that session, or give another file)");
+    return ERROR_SHARING_VIOLATION;
+}
+
 /* Open (or create) `path` for a session file (O_EXCL in `flags`: only a new one), private
  * (0600): every directory on the path reached as open_log_dir says, then the file itself never
  * through a link, and used only if it is a regular file of our own user with no other name.
  * An existing file is looked at (O_PATH: a FIFO or a device is never opened) before it is
  * opened by its name in the directory held, and used only if the open reached the very inode
- * looked at; nothing in it changes before those checks. *fd on success, and *made the file's
- * stat if this call created it (st_ino 0 if it existed); `probe`: only see that it could be
- * opened, and remove a file this call made for it. A refusal is ERROR_ACCESS_DENIED (a link, a
- * file of another user, a second name) or ERROR_BAD_PATHNAME (not a regular file), said in a
- * host's log. */
+ * looked at and no running session holds it (hold_log_file, whose lock *fd then carries);
+ * nothing in it changes before those checks. *fd on success, and *made the file's stat if
+ * this call created it (st_ino 0 if it existed); `probe`: only see that it could be opened,
+ * and remove a file this call made for it. A refusal is ERROR_ACCESS_DENIED (a link, a file
+ * of another user, a second name), ERROR_BAD_PATHNAME (not a regular file) or
+ * ERROR_SHARING_VIOLATION (a running session's file), said in a host's log. */
 static ULONG open_private(const char *path, int flags, int probe, int *fd_out, struct stat *made) {
     char dir[WPT_MAX_PATH];
     const char *name = split_log_path(path, dir);
@@ -338,9 +356,16 @@ static ULONG open_private(const char *path, int flags, int probe, int *fd_out, s
         int fd = openat(at, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd >= 0) {                                 /* a new file: ours, with this name only */
             if (fstat(fd, made) != 0) made->st_ino = 0;
+            /* another start that found it at once may hold it already: then it is that
+             * session's file, left alone */
+            rc = hold_log_file(path, fd);
+            if (rc != ERROR_SUCCESS) {
+                made->st_ino = 0;
+                close(fd);
+                break;
+            }
             if (probe && made->st_ino) remove_made_at(at, name, made);
             *fd_out = fd;
-            rc = ERROR_SUCCESS;
             break;
         }
         if (errno != EEXIST || (flags & O_EXCL)) {
@@ -376,6 +401,11 @@ static ULONG open_private(const char *path, int flags, int probe, int *fd_out, s
             close(fd);                                 /* another file took the name: again */
             rc = ERROR_ACCESS_DENIED;
             continue;
+        }
+        rc = hold_log_file(path, fd);
+        if (rc != ERROR_SUCCESS) {
+            close(fd);
+            break;
         }
         if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {
             rc = errno_to_win32(errno);                /* an existing file keeps its mode: narrow it */

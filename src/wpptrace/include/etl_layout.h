@@ -341,6 +341,7 @@ typedef struct {                    /* writer with 4-byte pointers: 0x110 bytes 
 #define ERROR_BAD_LENGTH                24
 #define ERROR_WRITE_FAULT               29
 #define ERROR_READ_FAULT                30
+#define ERROR_SHARING_VIOLATION         32
 #define ERROR_HANDLE_EOF                38
 #define ERROR_NOT_SUPPORTED             50
 #define ERROR_INVALID_PARAMETER         87

@@ -1,0 +1,127 @@
+"""A running session holds its log file: another session may not start on it, switch to it or
+record into it (ERROR_SHARING_VIOLATION, as Windows' logger meets a file held open without
+write sharing), and the running session's file stays whole; readers read it meanwhile, and the
+file is free again once the session closes it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import provider_etlcheck as etlcheck
+import wpptrace.provider as P
+from wpptrace.provider.sessions import TraceSession
+from wpptrace.winerror import Win32Error
+
+L = P._lib
+PATIENCE = 20.0
+
+
+def _refused(start) -> int:
+    with pytest.raises(Win32Error) as err:
+        start()
+    return err.value.winerror
+
+
+def _logged(app, n: int) -> int:
+    app.send(f"log {n} 1")
+    return int(app.expect("logged")[1])
+
+
+def _messages_of(path, app, message: uuid.UUID) -> int:
+    return sum(1 for m in etlcheck.read(path).messages if m.guid == message and m.process_id == app.pid)
+
+
+def test_a_second_start_on_a_running_sessions_file_is_refused_and_the_file_kept(
+        tmp_path, session_name, apps):
+    control, message = uuid.uuid4(), uuid.uuid4()
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    path = tmp_path / "held.etl"
+    with TraceSession(session_name, path) as a:
+        a.enable(control)
+        app.expect("enable")
+        written = _logged(app, 3000)
+        a.flush()
+        # a reader reads the file while it is held
+        assert _messages_of(path, app, message) == written
+        assert _refused(lambda: TraceSession(session_name + "b", path)) == L.ERROR_SHARING_VIOLATION
+        with pytest.raises(Win32Error) as gone:
+            P.ControlTrace(0, session_name + "b", None, P.EVENT_TRACE_CONTROL_QUERY)
+        assert gone.value.winerror == L.ERROR_WMI_INSTANCE_NOT_FOUND
+        written += _logged(app, 2000)
+    assert a.final.EventsLost == 0 and a.final.LogBuffersLost == 0
+    assert _messages_of(path, app, message) == written == 5000
+    # closed at the stop: free for the next session at once
+    with TraceSession(session_name + "c", path):
+        pass
+    assert etlcheck.read(path).header["EndTime"]
+
+
+def test_an_update_to_a_running_sessions_file_is_refused_and_both_sessions_go_on(
+        tmp_path, session_name, apps):
+    control, message = uuid.uuid4(), uuid.uuid4()
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    held, own = tmp_path / "held.etl", tmp_path / "own.etl"
+    with TraceSession(session_name, held) as a, TraceSession(session_name + "b", own) as b:
+        a.enable(control)
+        app.expect("enable")
+        written = _logged(app, 1000)
+        props = b.query()
+        props.LogFileName = str(held)
+        code = _refused(lambda: P.ControlTrace(0, session_name + "b", props, P.EVENT_TRACE_CONTROL_UPDATE))
+        assert code == L.ERROR_SHARING_VIOLATION
+        assert b.query().LogFileName == str(own)        # it writes its own file still
+        written += _logged(app, 1000)
+        # a switch away lets the file go: another session may take the one left
+        props = a.query()
+        props.LogFileName = str(tmp_path / "next.etl")
+        P.ControlTrace(0, session_name, props, P.EVENT_TRACE_CONTROL_UPDATE)
+        props = b.query()
+        props.LogFileName = str(held)
+        assert _messages_of(held, app, message) == written == 2000
+        P.ControlTrace(0, session_name + "b", props, P.EVENT_TRACE_CONTROL_UPDATE)
+        assert b.query().LogFileName == str(held)
+
+
+def test_a_private_sessions_file_is_held_against_a_session_of_the_same_process(tmp_path, session_name):
+    path = tmp_path / "private.etl"
+    private = TraceSession(session_name, path, LogFileMode=P.EVENT_TRACE_PRIVATE_LOGGER_MODE)
+    try:
+        assert _refused(lambda: TraceSession(session_name + "b", path)) == L.ERROR_SHARING_VIOLATION
+        assert _refused(lambda: TraceSession(session_name + "c", path, LogFileMode=P.EVENT_TRACE_PRIVATE_LOGGER_MODE)
+                        ) == L.ERROR_SHARING_VIOLATION
+    finally:
+        private.stop()
+    assert etlcheck.read(path).header["EndTime"]
+
+
+def _wpptrace(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wpptrace", *args], capture_output=True, text=True,
+                          timeout=PATIENCE)
+
+
+def test_the_commands_say_the_file_is_another_sessions_in_one_line(tmp_path, session_name):
+    path = tmp_path / "held.etl"
+    script = tmp_path / "script.py"
+    script.write_text("print('ran')\n")
+    assert _wpptrace("session", "start", session_name, "-f", str(path)).returncode == 0
+    try:
+        assert _wpptrace("session", "start", session_name + "o", "-f", str(tmp_path / "o.etl")).returncode == 0
+        refused = f"{path}: another running session writes this log file (ERROR_SHARING_VIOLATION); stop it or give another file\n"
+        res = _wpptrace("session", "start", session_name + "b", "-f", str(path))
+        assert (res.returncode, res.stderr) == (1, f"wpptrace session start: error: {refused}")
+        res = _wpptrace("session", "update", session_name + "o", "-f", str(path))
+        assert (res.returncode, res.stderr) == (1, f"wpptrace session update: error: {refused}")
+        res = _wpptrace("session", "record", "-o", str(path), str(script))
+        assert (res.returncode, res.stdout, res.stderr) == (1, "", f"wpptrace session record: error: {refused}")
+    finally:
+        _wpptrace("session", "stop", session_name + "o")
+        stopped = _wpptrace("session", "stop", session_name)
+    assert stopped.returncode == 0
+    assert etlcheck.read(path).header["EndTime"]
