@@ -34,6 +34,12 @@ error (ERROR_DISK_FULL, ERROR_WRITE_FAULT) raised after, or added as a note to t
 own exception. A kept capture is a folder
 (``<keep_dir>/<name>/``) with ``trace.etl``, ``tmf/`` (one ``<guid>.tmf`` per message GUID)
 and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints).
+
+A killed process: with a ``keep_dir``, the session writes in ``<keep_dir>/<name>~running/``
+from the start, and writes what its buffers hold every second (FlushTimer); a process killed
+while it captures (a CI timeout, ``kill -9``, a crashed pytest-xdist worker) leaves there a
+``trace.etl`` with what was logged until about a second before. It has no ``tmf/`` (the
+messages were in the process): ``wpptrace tmf gen`` of the sources makes it.
 """
 from __future__ import annotations
 
@@ -62,6 +68,10 @@ ALL_FLAGS = 0xFFFFFFFF
 BUFFER_SIZE_KB = 64
 MIN_BUFFERS = 4
 MAX_BUFFERS = 256
+#: seconds between the session's writes of what its buffers hold: a test killed while it
+#: captures (a CI timeout, a crashed worker) leaves a file with what was logged until about
+#: this long before
+FLUSH_TIMER_S = 1
 #: at most this many messages are listed in an assertion failure
 SHOWN_MESSAGES = 50
 #: a test's capture name at most (the longest name is 120; room for a test's "~2", "~3"...)
@@ -69,6 +79,8 @@ TEST_NAME_LENGTH = 112
 #: what follows a name for its second, third... capture or kept folder: a character no
 #: sanitised name holds, so that ``name~2`` is never another name's first
 NUMBER_SEPARATOR = "~"
+#: a running capture's folder in its keep_dir is ``<name>~running``
+RUNNING = "running"
 
 _counter = itertools.count(1)
 _active: list["Capture"] = []          # running captures, innermost last
@@ -253,16 +265,14 @@ class Capture:
 
         if self.running or self.finished:
             raise RuntimeError("a Capture runs once: make a new one")
-        self._workdir = tempfile.mkdtemp(prefix="wpptrace-capture-")
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self._workdir, True)
-        self.etl_path = os.path.join(self._workdir, "trace.etl")
+        self._make_workdir()
         mode = EVENT_TRACE_FILE_MODE_SEQUENTIAL
         if all(t.local for t in self._targets):
             mode |= EVENT_TRACE_PRIVATE_LOGGER_MODE
         with _active_lock:
             self._session = TraceSession(self.session_name, self.etl_path, LogFileMode=mode,
                                          BufferSize=BUFFER_SIZE_KB, MinimumBuffers=MIN_BUFFERS,
-                                         MaximumBuffers=MAX_BUFFERS)
+                                         MaximumBuffers=MAX_BUFFERS, FlushTimer=FLUSH_TIMER_S)
             self.running = True
             try:
                 for target in self._targets:
@@ -281,6 +291,19 @@ class Capture:
 
                 stop_noting(exc, self._end_session, f"wpptrace capture {self.name}")   # start's error first
                 raise
+
+    def _make_workdir(self) -> None:
+        """The folder the session writes ``trace.etl`` in: with a ``keep_dir``, a folder
+        ``<name>~running`` there from the start (renamed when kept, removed when not), so
+        that a process killed while it captures leaves its file where kept captures go,
+        named after the capture; else a private temporary folder."""
+        if self.keep_dir is not None:
+            os.makedirs(self.keep_dir, exist_ok=True)
+            self._workdir = _unique_dir(self.keep_dir, f"{self.name}{NUMBER_SEPARATOR}{RUNNING}")
+        else:
+            self._workdir = tempfile.mkdtemp(prefix="wpptrace-capture-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._workdir, True)
+        self.etl_path = os.path.join(self._workdir, "trace.etl")
 
     def _attach_logging(self) -> None:
         logger, handler = self._logger, _shared_logging_handler()
@@ -450,8 +473,11 @@ class Capture:
                 folder, self.replaced = _replacing_dir(target_dir, self.name)
             else:
                 folder = _unique_dir(target_dir, self.name)
-            shutil.move(os.path.join(self._workdir, "trace.etl"), os.path.join(folder, "trace.etl"))
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            if os.path.dirname(self._workdir) == os.path.abspath(target_dir):
+                os.rename(self._workdir, folder)        # the running folder onto the new, empty one
+            else:
+                shutil.move(os.path.join(self._workdir, "trace.etl"), os.path.join(folder, "trace.etl"))
+                shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = folder
             self.etl_path = os.path.join(folder, "trace.etl")
         _write_tmf_dir(self._tmfset, os.path.join(folder, "tmf"))

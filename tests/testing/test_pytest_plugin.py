@@ -392,3 +392,46 @@ def test_a_kept_folder_s_name_is_its_test_s_and_capture_s_alone_on_every_run(tmp
                  for p in keep.iterdir() if p.name != "test_col.test_t-1~3"}
         assert found == expected
     assert (keep / "test_col.test_t-1~3" / "notes.txt").read_text() == "mine"
+
+
+KILLED = '''
+import os
+import signal
+import time
+
+import app
+
+
+def test_killed(wpp_capture):
+    with wpp_capture(app.trace) as cap:
+        app.read(7, "before the kill")
+        # the session writes what it holds within its flush period; wait for it (a test
+        # without the flush would wait here until the deadline, then find nothing)
+        deadline = time.monotonic() + 60
+        while os.path.getsize(cap.etl_path) <= 65536 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGKILL)        # as a CI timeout or a crashed worker does
+
+
+def test_ok(wpp_capture):
+    with wpp_capture(app.trace):
+        app.read(1, "passing")
+'''
+
+
+def test_a_killed_test_s_capture_is_left_in_the_keep_folder_with_what_it_logged(tmp_path_factory,
+                                                                               tmp_path, capsys) -> None:
+    where = fresh(tmp_path_factory, app=APP, test_killed=KILLED)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    run = pytest_run(where, "-n", "2", "--wpp-keep", "keep", TMPDIR=str(private_tmp))
+    assert run.returncode == 1 and "crashed" in run.stdout, run.stdout + run.stderr
+    keep = where / "keep"
+    assert sorted(p.name for p in keep.iterdir()) == ["test_killed.test_killed~running",
+                                                      "test_killed.test_ok"]
+    assert not list(private_tmp.iterdir())
+    etl = keep / "test_killed.test_killed~running" / "trace.etl"
+    assert main(["tmf", "gen", "-o", str(tmp_path / "tmf"), str(where / "app.py")]) == 0
+    capsys.readouterr()
+    main(["fmt", str(etl), "-p", str(tmp_path / "tmf"), "--no-prefix"])
+    assert "read 7 bytes from before the kill" in capsys.readouterr().out.splitlines()
