@@ -476,7 +476,8 @@ def _at_exit() -> None:
 
 
 #: StartTrace failures about the session's name or this user's registry, never its log file
-_NOT_ABOUT_THE_FILE = frozenset((lib.ERROR_ALREADY_EXISTS, lib.ERROR_BUSY, lib.ERROR_WMI_INSTANCE_NOT_FOUND))
+_NOT_ABOUT_THE_FILE = frozenset((lib.ERROR_ALREADY_EXISTS, lib.ERROR_BUSY, lib.ERROR_WMI_INSTANCE_NOT_FOUND,
+                                 lib.ERROR_BAD_FORMAT))
 
 
 def _start_failed(rc: int, name: str, properties: EVENT_TRACE_PROPERTIES) -> None:
@@ -484,7 +485,7 @@ def _start_failed(rc: int, name: str, properties: EVENT_TRACE_PROPERTIES) -> Non
     this user ...) is said so, as the session CLI says it; the log file is named only when the
     error may be about it."""
     call = f"StartTrace({name!r})"
-    if rc in (lib.ERROR_ACCESS_DENIED, lib.ERROR_BAD_PATHNAME):
+    if rc in (lib.ERROR_ACCESS_DENIED, lib.ERROR_BAD_PATHNAME, lib.ERROR_BAD_FORMAT):
         refused = runtime_directory.refusal()
         if refused is not None:
             raise Win32Error(rc, f"{call}: {refused}")

@@ -7,7 +7,7 @@ import stat
 
 from wpptrace.provider._hazmat import ffi, lib
 
-__all__ = ["location", "usable", "problem", "refusal"]
+__all__ = ["location", "usable", "problem", "registry_problem", "refusal"]
 
 
 def location() -> str:
@@ -26,8 +26,8 @@ def usable() -> str | None:
 
 
 def problem(path: str) -> str | None:
-    """What makes ``path`` unusable as the runtime directory, in words (the core's checks, and its
-    registry's); None if none of them refuses it."""
+    """What makes ``path`` unusable as the runtime directory, in words (the core's checks of the
+    directory; its registry is registry_problem's); None if none of them refuses it."""
     if not os.path.isdir("/proc/self/fd"):
         return "it is used through /proc/self/fd, and /proc is not mounted here"
     uid = os.geteuid()
@@ -58,25 +58,28 @@ def problem(path: str) -> str | None:
     if up.st_mode & 0o022 and not up.st_mode & stat.S_ISVTX:
         return (f"its parent {parent} is writable by others and not sticky, so they could move it "
                 f"away; set WPPTRACE_RUNTIME_DIR to a directory of this user")
-    registry = os.path.join(path, "registry")
-    try:
-        st = os.lstat(registry)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISLNK(st.st_mode):
-        return f"its registry {registry} is a symbolic link; it must be a file of this user (remove it)"
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        return f"its registry {registry} is not a file (remove it)"
     return None
+
+
+def registry_problem() -> str | None:
+    """What makes the registry in the (usable) runtime directory unusable, in words naming it
+    and what to do (the core's own look at it: not a file, not this user's or not private, made
+    by another wpptrace version or damaged); None if nothing does."""
+    why = ffi.new("char[]", 8192)
+    if lib.wpptrace_registry_refusal(why, len(why)) == lib.ERROR_SUCCESS:
+        return None
+    return ffi.string(why).decode("utf-8", "replace")
 
 
 def refusal() -> str | None:
     """Why this user's runtime directory is not usable, in one line; None if it is. The core's
-    check passes a directory whose registry it then refuses (ERROR_BAD_PATHNAME): problem() is
-    asked either way."""
+    check passes a directory whose registry it then refuses (ERROR_BAD_PATHNAME,
+    ERROR_ACCESS_DENIED, ERROR_BAD_FORMAT): its registry is looked at too."""
     directory = usable()       # first: the core makes the directory if there is none
     name = location()
     why = problem(name)
     if why is None and directory is None:
         why = "it must be a directory of this user, private to this user (mode 0700)"
+    if why is None:
+        why = registry_problem()
     return None if why is None else f"the runtime directory {name} is not usable: {why}"

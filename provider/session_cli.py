@@ -154,8 +154,20 @@ def check_runtime_directory() -> None:
         raise SessionError(refused)
 
 
+def _registry_refused() -> str | None:
+    """The runtime directory's refusal (its registry's included) if the directory is there (a
+    registry the core cannot read is taken for no session by lookups and listings); None if it
+    is usable or not made yet (nothing runs: nothing is made to find out)."""
+    if not os.path.lexists(runtime_directory.location()):
+        return None
+    return runtime_directory_refusal()
+
+
 def _describe(exc: Win32Error, name: str) -> str:
     if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND:
+        refused = _registry_refused()
+        if refused is not None:
+            return refused
         return f"no session named {name!r} is running"
     if exc.winerror == lib.ERROR_ALREADY_EXISTS:
         return f"a session named {name!r} is already running"
@@ -167,7 +179,7 @@ def _describe(exc: Win32Error, name: str) -> str:
             return refused
         return (f"{exc.name}: access denied (is the runtime directory {runtime_directory.location()} "
                 f"private to this user?)")
-    if exc.winerror == lib.ERROR_BAD_PATHNAME:     # the runtime directory's check or its registry
+    if exc.winerror in (lib.ERROR_BAD_PATHNAME, lib.ERROR_BAD_FORMAT):   # the runtime directory or its registry
         refused = runtime_directory.refusal()
         if refused is not None:
             return f"{exc.name}: {refused}"
@@ -550,6 +562,10 @@ def listed(providers: list[sessions.ProviderInfo] | None = None) -> list[str]:
         found = sessions.list_sessions()
     except Win32Error as exc:
         raise _cannot_list("sessions", exc) from None
+    if not found and not providers:
+        refused = _registry_refused()        # unreadable, not empty: never "no session is running"
+        if refused is not None:
+            raise SessionError(refused)
     lines: list[str] = []
     for props, info in found:
         lines += listed_text(props, info, providers) + [""]

@@ -605,6 +605,53 @@ static ULONG open_registry(int64_t deadline) {
     return ERROR_SUCCESS;
 }
 
+/* Why open_registry would refuse this user's registry, in words for people (its path named,
+ * what to do), from a look at it that changes nothing (no lock taken, nothing made). */
+ULONG wpptrace_registry_refusal(char *Why, ULONG Size) {
+    if (Size && !Why) return ERROR_INVALID_PARAMETER;
+    if (Size) Why[0] = 0;
+    const char *dir = wpptrace_runtime_directory();
+    if (!dir) return ERROR_SUCCESS;               /* the directory's own refusal says it */
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/registry", dir);
+    struct stat st;
+    if (lstat(path, &st) != 0) return ERROR_SUCCESS;   /* none yet: made when needed */
+    ULONG rc = ERROR_SUCCESS;
+    char why[PATH_MAX + 256];
+    uid_t me = geteuid();
+    if (S_ISLNK(st.st_mode)) {
+        rc = ERROR_BAD_PATHNAME;
+        snprintf(why, sizeof why, "its registry %s is a symbolic link; it must be a file of this user "
+                 "(remove it)", path);
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = ERROR_BAD_PATHNAME;
+        snprintf(why, sizeof why, "its registry %s is not a file (remove it)", path);
+    } else if (st.st_uid != me) {
+        rc = ERROR_ACCESS_DENIED;
+        snprintf(why, sizeof why, "its registry %s belongs to user %u, not to this user (%u) (remove it)",
+                 path, (unsigned)st.st_uid, (unsigned)me);
+    } else if (st.st_mode & 077) {
+        rc = ERROR_ACCESS_DENIED;
+        snprintf(why, sizeof why, "its registry %s has mode %04o; it must be private to this user "
+                 "(0600: chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
+    } else if (st.st_size != 0) {
+        uint32_t head[3] = {0, 0, 0};             /* magic, version, size */
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
+        if (fd >= 0) close(fd);
+        int fresh = got == (ssize_t)sizeof head && head[0] == 0;   /* made, not yet filled in */
+        if (st.st_size != (off_t)sizeof(wpt_registry)
+            || (got == (ssize_t)sizeof head && !fresh
+                && (head[0] != WPT_REG_MAGIC || head[1] != WPT_REG_VERSION || head[2] != sizeof(wpt_registry)))) {
+            rc = ERROR_BAD_FORMAT;
+            snprintf(why, sizeof why, "its registry %s was made by another wpptrace version (or is "
+                     "damaged): stop its sessions with that version, or remove it", path);
+        }
+    }
+    if (rc != ERROR_SUCCESS && Size) snprintf(Why, Size, "%s", why);
+    return rc;
+}
+
 /* The process mutex by `deadline` (a thread of this process may be stopped holding it too),
  * on the monotonic clock: a step of the wall clock neither stretches nor cuts the wait. */
 static int mutex_by(pthread_mutex_t *m, int64_t deadline) {

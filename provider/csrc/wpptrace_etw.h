@@ -230,6 +230,12 @@ ULONG wpptrace_enable_trace_if(ULONG Enable, ULONG Flags, ULONG Level, LPCGUID G
                                UCHAR *Applied);
 /* The runtime directory holding the user's session sockets and registry (NULL if unusable). */
 const char *wpptrace_runtime_directory(void);
+/* Why this user's registry (in the runtime directory) cannot be used, in words (Size bytes,
+ * terminated; its path and what to do): ERROR_BAD_FORMAT (made by another wpptrace version, or
+ * damaged), ERROR_ACCESS_DENIED (not this user's, or not private), ERROR_BAD_PATHNAME (not a
+ * file); ERROR_SUCCESS and "" if it is usable, not made yet, or the directory itself is not
+ * usable. It is looked at only: nothing is locked or changed. */
+ULONG wpptrace_registry_refusal(char *Why, ULONG Size);
 /* Where the host process of a session with LoggerId writes its log (what went wrong with its
  * files, its requests), whether or not such a session runs now: ERROR_INVALID_PARAMETER for a
  * LoggerId no session can have (0, or above 63 but the NT Kernel Logger's 0xFFFF),

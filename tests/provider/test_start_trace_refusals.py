@@ -73,3 +73,53 @@ def test_a_registry_that_is_not_a_file_is_said_so_not_blamed_on_the_log_file(tmp
                          capture_output=True, text=True, timeout=60)
     assert (res.returncode, res.stderr.splitlines()) == (1, [f"wpptrace session start: error: {refused}"])
     assert not (tmp_path / "cli.etl").exists() and not (tmp_path / "app.etl").exists()
+
+
+def _spoil(registry, kind: str) -> None:
+    if kind == "size":          # another version's registry (another size)
+        os.truncate(registry, 1000)
+    elif kind == "header":      # its size, another header (or damaged)
+        with open(registry, "r+b") as f:
+            f.write(b"\xff" * 64)
+    else:
+        os.chmod(registry, 0o644)
+
+
+@pytest.mark.parametrize("kind", ["size", "header", "mode"])
+def test_a_registry_the_core_cannot_use_is_named_by_start_and_list(tmp_path, kind):
+    """A registry of another wpptrace version (or damaged), or not private: StartTrace named the
+    log file (ERROR_BAD_FORMAT "app.etl: An attempt was made to load a program with an incorrect
+    format"), session start no remedy, and session list said "no session is running", exit 0.
+    Each now says what is wrong with the registry, naming it; the registry is left as it was."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
+    assert _start(runtime, tmp_path)[0] == "started"        # the registry made by this version
+    registry = runtime / "registry"
+    _spoil(registry, kind)
+    spoiled = registry.read_bytes()
+    if kind == "mode":
+        code, why = "ERROR_ACCESS_DENIED", (f"its registry {registry} has mode 0644; it must be private to "
+                                            f"this user (0600: chmod 600 it)")
+    else:
+        code, why = "ERROR_BAD_FORMAT", (f"its registry {registry} was made by another wpptrace version "
+                                         f"(or is damaged): stop its sessions with that version, or remove it")
+    refused = f"the runtime directory {runtime} is not usable: {why}"
+    (tmp_path / "app.etl").unlink()
+    name, filename, text = _start(runtime, tmp_path)
+    assert name == code, text
+    assert filename == "None" and "app.etl" not in text, text
+    assert text.endswith(f"StartTrace('refusals'): {refused}"), text
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "wpptrace", "session", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+    res = cli("start", "refusals", "-f", str(tmp_path / "cli.etl"))
+    assert (res.returncode, res.stderr.splitlines()) == (1, [f"wpptrace session start: error: {refused}"])
+    res = cli("list")
+    assert res.returncode == 1 and "no session" not in res.stdout + res.stderr, res
+    assert res.stderr.splitlines()[0].startswith("wpptrace session list: error: ") and refused in res.stderr, res
+    res = cli("query", "refusals")
+    assert res.returncode == 1 and "no session" not in res.stderr and refused in res.stderr, res
+    assert not (tmp_path / "cli.etl").exists() and not (tmp_path / "app.etl").exists()
+    assert registry.read_bytes() == spoiled
