@@ -898,6 +898,7 @@ def _refs(items) -> array:
 #: stopped, a row's flags, which value of an argument is set
 COLUMNS = SimpleNamespace(DONE=lib.WPPROW_C_DONE, HOLE=lib.WPPROW_C_HOLE, FULL=lib.WPPROW_C_FULL,
                           TIME=lib.WPPROW_C_TIME, NS=lib.WPPROW_C_NS, NO_GUID=lib.WPPROW_C_NO_GUID,
+                          NO_PID=lib.WPPROW_C_NO_PID, NO_TID=lib.WPPROW_C_NO_TID,
                           INT=lib.WPPR_C_INT, FLOAT=lib.WPPR_C_FLOAT, STR=lib.WPPR_C_STR)
 
 #: the buffers of ``wpprow_columns`` (the rows' own fields) and of its ``wppr_columns``

@@ -182,6 +182,7 @@ _KIND_INDEX = np.array([_KINDS.to_pylist().index(_KIND_NAMES.get(k, "unknown"))
 #: why the C columns stopped (wpp_rows.h), what a row's flags and an argument's values hold
 _DONE, _FULL = COLUMNS.DONE, COLUMNS.FULL
 _C_TIME, _C_NS, _C_NO_GUID = COLUMNS.TIME, COLUMNS.NS, COLUMNS.NO_GUID
+_C_NO_PID, _C_NO_TID = COLUMNS.NO_PID, COLUMNS.NO_TID
 _C_INT, _C_FLOAT, _C_STR = COLUMNS.INT, COLUMNS.FLOAT, COLUMNS.STR
 _GUID_OFFSET = ROW_FIELDS.index("guid_offset")
 _FILETIME_UNIX = 116_444_736_000_000_000
@@ -485,8 +486,8 @@ class ArrowBuilder:
             pa.Array.from_buffers(_TIMESTAMP, n, [*_validity((flags & _C_NS) != 0)[:1], ns]),
             pa.Array.from_buffers(pa.int64(), n,
                                   [*_validity((flags & _C_TIME) != 0)[:1], filetime]),
-            _fixed(pa.uint32(), n, c.cpu), _fixed(pa.uint32(), n, c.pid),
-            _fixed(pa.uint32(), n, c.tid), _fixed(pa.uint32(), n, c.sequence),
+            _fixed(pa.uint32(), n, c.cpu), _maybe(pa.uint32(), n, c.pid, flags, _C_NO_PID),
+            _maybe(pa.uint32(), n, c.tid, flags, _C_NO_TID), _fixed(pa.uint32(), n, c.sequence),
             cols["status"], cols["guid"], _fixed(pa.uint16(), n, c.number), cols["component"],
             cols["name"], cols["function"], cols["file"], cols["line"], cols["level"],
             cols["level_name"], cols["flags"], text, self._args_array(c), error, kinds,
@@ -521,6 +522,11 @@ _TIMESTAMP = pa.timestamp("ns", tz="UTC")
 
 def _fixed(kind: pa.DataType, n: int, buffer: pa.Buffer) -> pa.Array:
     return pa.Array.from_buffers(kind, n, [None, buffer])
+
+
+def _maybe(kind: pa.DataType, n: int, buffer: pa.Buffer, flags: np.ndarray, absent: int) -> pa.Array:
+    """A fixed-width column whose rows flagged ``absent`` are null."""
+    return pa.Array.from_buffers(kind, n, [_validity((flags & absent) == 0)[0], buffer])
 
 
 class _Python:

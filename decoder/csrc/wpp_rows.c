@@ -354,6 +354,10 @@ static int put_row_fields(wpprow_columns *o, const wpprow *w, int32_t source, in
 {
     int64_t ft = 0, ns = 0;
     uint8_t flags = (w->present & ETLRD_HAS_GUID) ? 0 : WPPROW_C_NO_GUID;
+    if (w->kind != ETLRD_KIND_MESSAGE) {      /* (PID 0 is a process: not "none") */
+        if (!(w->present & ETLRD_HAS_PROCESS)) flags |= WPPROW_C_NO_PID;
+        if (!(w->present & ETLRD_HAS_THREAD)) flags |= WPPROW_C_NO_TID;
+    }
     if (time) {
         ft = w->filetime;
         flags |= WPPROW_C_TIME;

@@ -101,6 +101,8 @@ int wpprow_render(wppr_renderer *r, const uint64_t *refs, uint32_t n, const wppr
 #define WPPROW_C_TIME        1      /* filetime is set */
 #define WPPROW_C_NS          2      /* ns is set (the FILETIME fits int64 nanoseconds since 1970) */
 #define WPPROW_C_NO_GUID     4      /* the record has no message GUID */
+#define WPPROW_C_NO_PID      8      /* a record that is not a message logs no process id */
+#define WPPROW_C_NO_TID      16     /* ... and no thread id (a message's print as 0, as fmt's) */
 
 /* why wpprow_put_columns stopped before the end of its refs */
 #define WPPROW_C_DONE        0

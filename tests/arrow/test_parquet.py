@@ -111,7 +111,10 @@ def test_all_records_adds_header_fields_of_other_records(fmt_data, tmp_path):
     others = [r for r in rows if r["status"] == "record"]
     # the capture's first buffer holds a system and two perfinfo records (fmt counts 3 non-WPP)
     assert [r["kind"] for r in others] == ["system", "perfinfo", "perfinfo"]
-    assert all(r["text"] is None and r["tid"] is not None for r in others)
+    assert all(r["text"] is None for r in others)
+    # a perfinfo record logs no process or thread id: null, not 0 (PID 0 is a process)
+    assert [(r["pid"] is not None, r["tid"] is not None) for r in others] == \
+        [(True, True), (False, False), (False, False)]
     assert len(rows) == 6 + len(others)
 
 
