@@ -43,6 +43,8 @@ messages were in the process): ``wpptrace tmf gen`` of the sources makes it.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import itertools
 import logging as _logging
@@ -230,6 +232,7 @@ class Capture:
         self.counters = None
         self.etl_path: str | None = None
         self.kept: str | None = None
+        self.kept_problems: str | None = None
         self.session_name = f"wpptrace-capture-{os.getpid()}-{next(_counter)}"
         self._session = None
         self._workdir: str | None = None
@@ -255,7 +258,7 @@ class Capture:
         if self.etl_path is not None:
             self._keep_quietly()
             if self.kept:
-                _add_note(exc, f"wpptrace capture kept in {self.kept}")
+                _add_note(exc, self.kept_note)
 
     def start(self) -> None:
         """Start the session and enable the providers (``with`` does this)."""
@@ -377,7 +380,7 @@ class Capture:
 
             self._keep_quietly()
             if self.kept:
-                _add_note(failure, f"wpptrace capture kept in {self.kept}")
+                _add_note(failure, self.kept_note)
             raise failure
         if self.keep_requested:
             self.keep()
@@ -443,7 +446,8 @@ class Capture:
             lines.append(f"capture kept in {self.kept} "
                          f"(wpptrace fmt {os.path.join(self.kept, 'trace.etl')} -p "
                          f"{os.path.join(self.kept, 'tmf')})"
-                         + ("; it replaced a previous run's capture of that name" if self.replaced else ""))
+                         + ("; it replaced a previous run's capture of that name" if self.replaced else "")
+                         + (f"; {self.kept_problems}" if self.kept_problems else ""))
         return "\n".join(lines)
 
     def _fail(self, what: str) -> None:
@@ -459,34 +463,73 @@ class Capture:
     def keep(self, keep_dir: "str | os.PathLike[str] | None" = None) -> str:
         """Keep the capture: a folder with ``trace.etl``, ``tmf/`` and ``trace.txt`` in
         ``keep_dir`` (default: the one given to capture, else beside the temporary file);
-        returns its path. Idempotent."""
+        returns its path. Idempotent.
+
+        What cannot be written (a full disk) is left out and said in ``kept_problems`` and in
+        the notes naming the folder: the ``.etl`` is the evidence, kept wherever it is (in
+        its first folder if it cannot be moved). If even that fails the error is raised and
+        the files are removed with the capture, as when it is not kept."""
         self._require_finished()
         if self.kept:
             return self.kept
         target_dir = os.fspath(keep_dir) if keep_dir is not None else self.keep_dir
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        folder = self._workdir
+        problems = []
         if target_dir is not None:
-            os.makedirs(target_dir, exist_ok=True)
-            if self._replace_kept:
-                folder, self.replaced = _replacing_dir(target_dir, self.name)
-            else:
-                folder = _unique_dir(target_dir, self.name)
+            try:
+                self._move_to(target_dir)
+            except OSError as exc:
+                problems.append(f"not moved to {target_dir}: {_error_name(exc)}")
+        folder = self._workdir
+        try:
+            _write_tmf_dir(self._tmfset, os.path.join(folder, "tmf"))
+        except OSError as exc:
+            shutil.rmtree(os.path.join(folder, "tmf"), ignore_errors=True)
+            problems.append(f"tmf/ not written: {_error_name(exc)}")
+        text = os.path.join(folder, "trace.txt")
+        try:
+            with format_file(self.etl_path, self._tmfset) as lines, \
+                    open(text, "w", encoding="utf-8", newline="\n") as out:
+                for line in lines:
+                    out.write(line + "\n")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(text)                     # never half a text
+            problems.append(f"trace.txt not written: {_error_name(exc)}")
+        if self._finalizer is not None:           # complete: no longer removed with the object
+            self._finalizer.detach()
+        self.kept = folder
+        self.kept_problems = "; ".join(problems) or None
+        return folder
+
+    def _move_to(self, target_dir: str) -> None:
+        """Move the running folder's ``trace.etl`` into a kept folder of ``target_dir`` (the
+        folder itself renamed when it is there already). A failure leaves it where it was."""
+        os.makedirs(target_dir, exist_ok=True)
+        if self._replace_kept:
+            folder, self.replaced = _replacing_dir(target_dir, self.name)
+        else:
+            folder = _unique_dir(target_dir, self.name)
+        try:
             if os.path.dirname(self._workdir) == os.path.abspath(target_dir):
                 os.rename(self._workdir, folder)        # the running folder onto the new, empty one
             else:
                 shutil.move(os.path.join(self._workdir, "trace.etl"), os.path.join(folder, "trace.etl"))
                 shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = folder
-            self.etl_path = os.path.join(folder, "trace.etl")
-        _write_tmf_dir(self._tmfset, os.path.join(folder, "tmf"))
-        with format_file(self.etl_path, self._tmfset) as lines, \
-                open(os.path.join(folder, "trace.txt"), "w", encoding="utf-8", newline="\n") as out:
-            for line in lines:
-                out.write(line + "\n")
-        self.kept = folder
-        return folder
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            self.replaced = False
+            raise
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._workdir = folder
+        self._finalizer = weakref.finalize(self, shutil.rmtree, folder, True)
+        self.etl_path = os.path.join(folder, "trace.etl")
+
+    @property
+    def kept_note(self) -> str:
+        """The note naming the kept folder (and what it lacks) for an exception."""
+        return f"wpptrace capture kept in {self.kept}" + \
+            (f" ({self.kept_problems})" if self.kept_problems else "")
 
     def _keep_quietly(self) -> None:
         try:
@@ -685,6 +728,16 @@ def _as_list(tmf: Any) -> list:
     if isinstance(tmf, (str, os.PathLike)):
         return [tmf]
     return list(tmf) if isinstance(tmf, (list, tuple)) else [tmf]
+
+
+def _error_name(exc: OSError) -> str:
+    """An OSError as its Win32 name (ERROR_DISK_FULL), else its errno name."""
+    from wpptrace.winerror import Win32Error, as_win32
+
+    failure = as_win32(exc, writing=True)
+    if isinstance(failure, Win32Error):
+        return failure.name
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
 def _safe_name(name: str) -> str:

@@ -249,6 +249,45 @@ def test_an_inner_capture_whose_file_fails_gives_the_provider_back(tmp_path) -> 
     assert outer.lost == 0 and inner.finished and inner.kept and inner.texts == []
 
 
+def _no_room(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_capture_kept_on_a_full_disk_keeps_its_file_and_says_what_it_lacks(tmp_path, monkeypatch) -> None:
+    import wpptrace.testing as testing
+
+    monkeypatch.setattr(testing, "_write_tmf_dir", _no_room)
+    with pytest.raises(ValueError) as raised:
+        with capture(trace, keep_dir=tmp_path, name="full") as cap:
+            copy_file(1, "kept anyway")
+            raise ValueError("boom")
+    folder = tmp_path / "full"
+    assert cap.kept == str(folder) and cap.kept_problems == "tmf/ not written: ERROR_DISK_FULL"
+    assert raised.value.__notes__ == [f"wpptrace capture kept in {folder} "
+                                      f"(tmf/ not written: ERROR_DISK_FULL)"]
+    assert sorted(p.name for p in folder.iterdir()) == ["trace.etl", "trace.txt"]
+    assert "read 1 bytes from kept anyway" in (folder / "trace.txt").read_text()
+    assert "tmf/ not written: ERROR_DISK_FULL" in cap.report()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]     # no running folder left
+
+
+def test_a_capture_that_cannot_be_moved_is_kept_where_it_is(tmp_path, monkeypatch) -> None:
+    import wpptrace.testing as testing
+
+    with capture(trace) as cap:
+        copy_file(2, "not moved")
+    first = os.path.dirname(cap.etl_path)
+    monkeypatch.setattr(testing.shutil, "move", _no_room)
+    assert cap.keep(tmp_path / "elsewhere") == first
+    assert cap.kept_problems == f"not moved to {tmp_path / 'elsewhere'}: ERROR_DISK_FULL"
+    assert list((tmp_path / "elsewhere").iterdir()) == []              # no half-made folder
+    assert "read 2 bytes from not moved" in pathlib.Path(first, "trace.txt").read_text()
+    del cap
+    assert os.path.isdir(first)                                          # kept: never removed
+    import shutil
+    shutil.rmtree(first)
+
+
 def test_finishing_a_test_finishes_every_capture_then_raises_the_first_failure(tmp_path) -> None:
     from wpptrace.testing import CaptureFactory
 
