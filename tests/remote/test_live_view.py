@@ -162,9 +162,9 @@ def test_a_source_whose_decoder_never_starts_does_not_stall_the_other_sources(tm
 
 def test_all_views_together_hold_at_most_max_pending_bytes(tmp_path):
     """Each source may hold max_pending buffers of up to 1 MB, and there may be hundreds of
-    sources: the bytes held by all views together are bounded too; beyond, buffers are
-    skipped for the view and counted. A new source's header buffer is taken even then: its
-    decoder could not start without it."""
+    sources: the bytes held by all views together are bounded too, header buffers
+    included; beyond, buffers are skipped for the view and counted, and a new source whose
+    header buffer finds no room gets no view."""
     with TracedSession(tmp_path, "budget", buffer_kb=8) as session:
         session.log(3000, size=40)
     data = session.path.read_bytes()
@@ -178,12 +178,12 @@ def test_all_views_together_hold_at_most_max_pending_bytes(tmp_path):
         more = [second.add(buf) for buf in buffers[:3]]
         assert live.pending_bytes == 6 * size
         third = live.open("third", header)
-        assert third.skipped == 0 and third.pending == 1 and live.pending_bytes == 7 * size
+        assert third is None and live.views_refused == 1 and live.pending_bytes == 6 * size
     assert taken == [True] * 3 and more == [True, False, False] and second.skipped == 2
-    for view in (first, second, third):
+    for view in (first, second):
         view.close()
     live.join(PATIENCE)
-    assert first.pending == second.pending == third.pending == live.pending_bytes == 0
+    assert first.pending == second.pending == live.pending_bytes == 0
 
 
 def test_views_whose_decoding_is_over_are_let_go(tmp_path):

@@ -155,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
         tmfset = _load_tmfs(args)
         if tmfset is None:
             return 1
-        live = LiveView(tmfset, sys.stdout, utc=args.utc)
+        # (a view per connected source; more, closed ones whose output lags, would each
+        # keep a thread and a header buffer)
+        live = LiveView(tmfset, sys.stdout, utc=args.utc, max_views=args.max_connections)
     if insecure:
         complain(PROG, f"listening on {args.listen} without TLS: anyone who reaches it can "
                        f"send traces")

@@ -92,7 +92,8 @@ class SourceStats:
     disk_waits: int = 0              #: times its connection was not read: its queue of
                                      #: buffers not yet written was full
     live_skipped: int = 0            #: buffers the live view skipped (its decoder was
-                                     #: behind; the file has them); known once ``closed``
+                                     #: behind, or it had no room for this source; the
+                                     #: file has them); known once ``closed``
     ended: bool = False              #: END received: the relay delivered everything
     stopped: bool = False            #: ... and the session had stopped: its file was closed
                                      #: with the session's EndTime (never a file that lacks
@@ -338,6 +339,8 @@ class _Source:
         self.writer: Optional[_DiskWriter] = None  # None once finishing: no more writes
         self.disk: Optional[_DiskWriter] = None    # the same, kept (its file's name)
         self.view = None
+        #: the live view had no room for it: each of its buffers is counted as skipped
+        self.unviewed = False
         self.have_header = False
         self.last_seq = 0                        # the last BUFFER sequence taken
         self.written_seq = 0                     # every sequence up to it is on the disk
@@ -475,6 +478,8 @@ class _Source:
             self._update_lost()
         if self.view is not None:
             self.view.add(data)
+        elif self.unviewed:
+            s.live_skipped += 1
 
     def _update_lost(self) -> None:
         s = self.stats
@@ -1153,6 +1158,7 @@ class Collector:
             source.file_bytes = len(header)
         if self.live is not None:
             source.view = self.live.open(s.label, header)
+            source.unviewed = source.view is None
 
     def _may_give_up(self, source: _Source, seconds: float) -> bool:
         """Whether ``source``'s writer may be given up on: fewer than ``max_connections``

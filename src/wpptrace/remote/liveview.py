@@ -10,6 +10,13 @@ skips buffers (counted in ``skipped``, which the collector reports in the source
 line and ``SourceStats.live_skipped``) while the source's file still gets every one. Each buffer's
 events are formatted when ProcessTrace hands over the buffer (its BufferCallback), by the
 same WppDecoder as ``wpptrace fmt``.
+
+Each view holds a thread and its header buffer until its decoding is over, which an output
+that does not drain (a stalled pipe or terminal) postpones for ever: at most ``max_views``
+views decode at once, open or closed, and each one's header buffer is charged to
+``max_pending_bytes`` like any other. A source that finds no room gets no view at all (every
+one of its buffers is skipped and counted; its file is written as ever); the first refusal
+is said, and ``views_refused`` counts them all.
 """
 from __future__ import annotations
 
@@ -91,13 +98,14 @@ class SourceView:
         self._thread.start()
         self._closer: Optional[threading.Thread] = None
 
-    def add(self, buffer: bytes, *, header: bool = False) -> bool:
-        """Queue a buffer for decoding; False if skipped (the decoder is behind). The
-        ``header`` buffer is never skipped: without it the decoder cannot start."""
+    def add(self, buffer: bytes, *, reserved: bool = False) -> bool:
+        """Queue a buffer for decoding; False if skipped (the decoder is behind).
+        ``reserved``: its bytes are already charged to the view's budget (the header
+        buffer, see ``LiveView.open``)."""
         size = len(buffer)
         with self._lock:
-            if (not header and self.pending >= self.max_pending
-                    or not self.view._reserve(size, force=header)):
+            if not reserved and (self.pending >= self.max_pending
+                                 or not self.view._reserve(size)):
                 self.skipped += 1
                 return False
             self.pending += 1
@@ -179,33 +187,60 @@ class LiveView:
 
     ``tmfset``: the formats (``wpptrace.tmf.load``); ``prefix``/``utc``: as ``wpptrace fmt``.
     ``max_pending``: buffers held per source, ``max_pending_bytes``: by all sources (more
-    are skipped for the view and counted).
+    are skipped for the view and counted), header buffers included; ``max_views``: views
+    decoding at once, open or closed (a source past it, or whose header buffer finds no
+    room, gets no view: see ``open``).
     """
 
     def __init__(self, tmfset, out: Optional[IO[str]] = None, *, prefix: Optional[str] = None,
-                 utc: bool = False, max_pending: int = 256, max_pending_bytes: int = 256 << 20):
+                 utc: bool = False, max_pending: int = 256, max_pending_bytes: int = 256 << 20,
+                 max_views: int = 64):
+        if max_views < 1:
+            raise ValueError(f"max_views must be at least 1, not {max_views}")
         self.decoder = WppDecoder(tmfset, prefix=prefix, utc=utc)
         self.out = sys.stdout if out is None else out
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
+        self.max_views = max_views
         self.pending_bytes = 0
+        #: sources that got no view (see ``open``)
+        self.views_refused = 0
         self._budget_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._format_lock = threading.Lock()
         #: the views of open sources, and of closed ones still decoding
         self.views: list[SourceView] = []
 
-    def open(self, label: str, header: bytes) -> SourceView:
-        """Start decoding a source; ``header`` is its header buffer (added first)."""
-        view = SourceView(self, label, self.max_pending)
-        view.add(header, header=True)
+    def open(self, label: str, header: bytes) -> Optional[SourceView]:
+        """Start decoding a source; ``header`` is its header buffer (added first). None if
+        ``max_views`` views still decode, or its header buffer does not fit in
+        ``max_pending_bytes``: the source is not shown (the caller counts its buffers as
+        skipped); the first such refusal is said, all are counted in ``views_refused``."""
         # views whose decoding is over are let go: a collector sees sources come and go
-        self.views = [v for v in self.views if not v.done] + [view]
-        return view
+        self.views = [v for v in self.views if not v.done]
+        if len(self.views) >= self.max_views:
+            why = f"{len(self.views)} sources' views still decode (the most there may be)"
+        elif not self._reserve(len(header)):
+            why = (f"the views hold {self.pending_bytes} bytes (of {self.max_pending_bytes}) "
+                   f"not yet shown")
+        else:
+            try:
+                view = SourceView(self, label, self.max_pending)
+            except BaseException:
+                self._release(len(header))
+                raise
+            view.add(header, reserved=True)
+            self.views.append(view)
+            return view
+        self.views_refused += 1
+        if self.views_refused == 1:
+            log.warning("%s: not shown live: %s; its file is written as ever (such sources "
+                        "are counted in their summary, this is said once)", label, why)
+        return None
 
-    def _reserve(self, size: int, force: bool = False) -> bool:
+    def _reserve(self, size: int) -> bool:
         with self._budget_lock:
-            if not force and self.pending_bytes + size > self.max_pending_bytes:
+            if self.pending_bytes + size > self.max_pending_bytes:
                 return False
             self.pending_bytes += size
             return True

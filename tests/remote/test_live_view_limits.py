@@ -1,0 +1,78 @@
+"""What a live view may hold when its output does not drain (a pipe or terminal nobody
+reads): views still decoding, open or closed, are bounded in number and bytes (a source past
+that is not shown, counted), and a stop does not wait for them past its own timeout."""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+
+from remote_helpers import PATIENCE, HandRelay, TracedSession, wait_until
+
+from wpptrace import tmf
+from wpptrace.remote import Collector, LiveView
+from wpptrace.remote import protocol as P
+
+
+def _header(tmp_path, kb: int = 8) -> bytes:
+    with TracedSession(tmp_path, f"limits{kb}", buffer_kb=kb) as session:
+        session.log(20)
+    data = session.path.read_bytes()
+    return data[:int.from_bytes(data[:4], "little")]
+
+
+def test_views_still_decoding_are_bounded_in_number_open_or_closed(tmp_path, caplog):
+    """Sources that come and go while the output is stuck: each closed view still decodes
+    (its thread and header buffer held); past ``max_views`` a new source gets no view, is
+    counted, and the first refusal alone is said."""
+    header = _header(tmp_path)
+    live = LiveView(tmf.load(tolerant=True), io.StringIO(), max_views=3)
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.liveview")
+    opened = []
+    with live._format_lock:     # the output is stuck: no view's decoding gets anywhere
+        for n in range(10):
+            view = live.open(f"s{n}", header)
+            if view is not None:
+                opened.append(view)
+                view.close()
+            assert len(live.views) <= 3
+        threads = [t for t in threading.enumerate() if t.name.startswith("live s")]
+        assert len(threads) == 3 and len(opened) == 3 and live.views_refused == 7
+        assert live.pending_bytes == 3 * len(header)
+    said = [r.getMessage() for r in caplog.records if "not shown live" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("s3: not shown live: 3 sources' views")
+    live.join(PATIENCE)
+    assert all(view.done for view in opened) and live.pending_bytes == 0
+    assert live.open("again", header) is not None     # room again once they are done
+    live.views[-1].close()
+    live.join(PATIENCE)
+
+
+def test_a_source_the_live_view_has_no_room_for_counts_every_buffer_skipped(recorded,
+                                                                             tmp_path):
+    head, buffers = recorded
+    live = LiveView(tmf.load(tolerant=True), io.StringIO(), max_views=1)
+    ended: list = []
+    live._format_lock.acquire()     # the output is stuck: the first view never gets done
+    try:
+        with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live,
+                       on_source_end=ended.append) as collector:
+            for n in range(3):
+                hand = HandRelay(collector.address, len(head), f"src{n}")
+                try:
+                    assert hand.answer()[0] == P.FrameType.WELCOME
+                    hand.header(head)
+                    for sequence, buffer in enumerate(buffers[:3], 1):
+                        hand.buffer(sequence, buffer)
+                    hand.end(4, end_time=1)
+                    wait_until(lambda: len(ended) == n + 1, what="the source's end")
+                finally:
+                    hand.close()
+            assert live.views_refused == 2 and len(live.views) == 1
+            live._format_lock.release()     # (the stop then waits for the one view)
+    finally:
+        if live._format_lock.locked():
+            live._format_lock.release()
+    by_session = {s.session: s for s in ended}
+    assert [by_session[f"src{n}"].live_skipped for n in range(3)] == [0, 3, 3]
+    assert all(s.buffers == 3 and s.stopped for s in ended)
