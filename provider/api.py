@@ -524,20 +524,27 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     switched files and failed says which file failed apart, in the error's ``old_file_error``
     (why the file left is incomplete) and ``new_file_error`` (why the new file could not be
     started: the session writes no file now), each a Win32Error or None; the error raised is
-    the old file's if it failed, else the new file's. On any other error both are None."""
+    the old file's if it failed, else the new file's. On any other error both are None. A STOP's
+    error says in ``host_gone`` whether this call found the session's host process gone (killed,
+    the session never stopped: ERROR_WMI_INSTANCE_NOT_FOUND) and cleaned up after it; False for
+    a session that is not there (another STOP may have stopped it meanwhile)."""
     _in_range("handle", handle or 0, 64)
     _in_range("control_code", control_code, 32)
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
     raw = _encode_name(name) if name is not None else ffi.NULL
-    old_error = new_error = 0
+    old_error = new_error = host_gone = 0
     if control_code == lib.EVENT_TRACE_CONTROL_UPDATE:
         errors = ffi.new("ULONG[2]")
         rc = lib.wpptrace_update_trace(handle or 0, raw, p, errors, errors + 1)
         old_error, new_error = int(errors[0]), int(errors[1])
+    elif control_code == lib.EVENT_TRACE_CONTROL_STOP:
+        gone = ffi.new("ULONG *")
+        rc = lib.wpptrace_stop_trace(handle or 0, raw, p, gone)   # DISABLE callbacks
+        host_gone = int(gone[0])
     else:
-        rc = lib.ControlTraceA(handle or 0, raw, p, control_code)   # STOP: DISABLE callbacks
+        rc = lib.ControlTraceA(handle or 0, raw, p, control_code)
     # a STOP that filled the properties stopped the session, an UPDATE that says a file error
     # switched its file (the error carries them as .properties)
     stopped = control_code == lib.EVENT_TRACE_CONTROL_STOP and (rc == 0 or p.Wnode.HistoricalContext != 0)
@@ -553,6 +560,7 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
         exc.properties = properties if stopped or switched else None
         exc.old_file_error = Win32Error(old_error, "the log file left") if old_error else None
         exc.new_file_error = Win32Error(new_error, "the new log file") if new_error else None
+        exc.host_gone = bool(host_gone)
         raise
     return properties
 

@@ -446,9 +446,11 @@ def stop(name: str) -> tuple[api.EVENT_TRACE_PROPERTIES | None, str]:
                                f"it may still be flushing its log file to the disk (a slow disk), and the "
                                f"session ends once that is done ('wpptrace session list' shows whether it "
                                f"still runs); or {_REGISTRY_HELD}") from None
-        # the session was there: STOP found its host gone and cleaned up after it
-        if exc.winerror == lib.ERROR_WMI_INSTANCE_NOT_FOUND and info is not None:
-            return None, (f"session {name!r}: its host process {info.host_pid} is gone (killed?); "
+        # STOP found its host gone and cleaned up after it (said by the STOP itself: a session
+        # found running before that another STOP stopped cleanly meanwhile is just not there)
+        if getattr(exc, "host_gone", False):
+            host = f" {info.host_pid}" if info is not None else ""
+            return None, (f"session {name!r}: its host process{host} is gone (killed?); "
                           f"cleaned up. Its log file holds what was flushed before, and says it "
                           f"was not stopped cleanly.")
         raise SessionError(_describe(exc, name)) from None

@@ -163,15 +163,18 @@ ULONG wpt_registry_find_in(const char *name, uint32_t *slot, uint32_t *generatio
 }
 
 /* A session whose host died: free its registry entry (its socket goes with it), tell the
- * providers. */
-static void clean_up_gone(const target *t) {
+ * providers. 1 if this call freed the entry (its host found gone here), 0 if it was freed
+ * already (another STOP, or the host's own at a clean stop). */
+static int clean_up_gone(const target *t) {
     ULONG rc;
+    int freed = 0;
     wpt_registry *reg = wpt_registry_lock(1, &rc);
     if (reg) {
         wpt_reg_logger *e = &reg->loggers[t->slot];
         if (e->generation == t->generation && e->state != WPT_FREE && !wpt_reg_alive(e)) {
             GUID unused[1];
             wpt_registry_forget(reg, t->slot, unused, 0);
+            freed = 1;
         }
         wpt_registry_unlock();
     }
@@ -186,6 +189,7 @@ static void clean_up_gone(const target *t) {
     wpt_broadcast(WPT_REQ_DISABLE, wpt_for_session(t->generation), &msg);
     wpt_view *v = atomic_load(&wpt_views[t->slot]);
     if (v && v->registry_generation == t->generation && !v->private_pool) wpt_view_retire(v);
+    return freed;
 }
 
 /* 1 while the registry entry a target was found in is still that session's (same generation,
@@ -642,7 +646,8 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
 }
 
 static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
-                            wpt_wire_props *seen) {
+                            wpt_wire_props *seen, int *host_gone) {
+    if (host_gone) *host_gone = 0;
     if (!p) return ERROR_INVALID_PARAMETER;
     if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
     if (code > EVENT_TRACE_CONTROL_FLUSH) return ERROR_INVALID_PARAMETER;
@@ -677,8 +682,8 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
             unlock();
             rc = control_remote(&t, p, code, wide, seen);
             if (code == EVENT_TRACE_CONTROL_STOP && rc == ERROR_WMI_INSTANCE_NOT_FOUND
-                && host_ends(&t, STOP_HOST_END_MS))
-                clean_up_gone(&t);           /* as for a host found gone: STOP cleans up */
+                && host_ends(&t, STOP_HOST_END_MS) && clean_up_gone(&t) && host_gone)
+                *host_gone = 1;              /* as for a host found gone: STOP cleans up */
             /* no answer in time: the session may have stopped meanwhile and a newer one's host,
              * busy, taken its slot and socket path; only one still registered is busy (a STOP's
              * ERROR_BUSY stays: it may still be stopping) */
@@ -687,7 +692,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
             lock();
             break;
         case TARGET_GONE:
-            if (code == EVENT_TRACE_CONTROL_STOP) clean_up_gone(&t);
+            if (code == EVENT_TRACE_CONTROL_STOP && clean_up_gone(&t) && host_gone) *host_gone = 1;
             rc = ERROR_WMI_INSTANCE_NOT_FOUND;
             break;
         default:
@@ -720,7 +725,7 @@ static ULONG control_common(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERT
 static ULONG control_uncancelled(TRACEHANDLE h, const char *name, EVENT_TRACE_PROPERTIES *p, ULONG code,
                                  int wide) {
     int state = wpt_cancel_hold();
-    ULONG rc = control_common(h, name, p, code, wide, NULL);
+    ULONG rc = control_common(h, name, p, code, wide, NULL, NULL);
     wpt_cancel_restore(state);
     return rc;
 }
@@ -741,10 +746,20 @@ ULONG wpptrace_update_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *
     wpt_wire_props w;
     memset(&w, 0, sizeof w);             /* no answer: no switch */
     int state = wpt_cancel_hold();
-    ULONG rc = control_common(h, name, p, EVENT_TRACE_CONTROL_UPDATE, 0, &w);
+    ULONG rc = control_common(h, name, p, EVENT_TRACE_CONTROL_UPDATE, 0, &w, NULL);
     wpt_cancel_restore(state);
     *old_file_error = w.old_file_error;
     *new_file_error = w.new_file_error;
+    return rc;
+}
+
+ULONG wpptrace_stop_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *p, ULONG *host_gone) {
+    if (!host_gone) return ERROR_INVALID_PARAMETER;
+    int gone;
+    int state = wpt_cancel_hold();
+    ULONG rc = control_common(h, name, p, EVENT_TRACE_CONTROL_STOP, 0, NULL, &gone);
+    wpt_cancel_restore(state);
+    *host_gone = (ULONG)gone;
     return rc;
 }
 
@@ -1094,7 +1109,7 @@ static ULONG list_sessions(EVENT_TRACE_PROPERTIES **array, WPPTRACE_SESSION_INFO
         /* one request per session: its answer holds its session info too */
         wpt_wire_props w;
         memset(&w, 0, sizeof w);
-        rc = control_common(found[i].handle, NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0, &w);
+        rc = control_common(found[i].handle, NULL, array[filled], EVENT_TRACE_CONTROL_QUERY, 0, &w, NULL);
         ULONG flags = found[i].flags & WPT_REG_PRIVATE ? WPPTRACE_SESSION_PRIVATE : 0;
         if (rc == ERROR_BUSY) {
             /* alive, only slow: listed all the same (a session that stopped meanwhile is not) */

@@ -187,6 +187,13 @@ ULONG wpptrace_session_info(TRACEHANDLE TraceHandle, LPCSTR InstanceName, WPPTRA
  * what ControlTrace returns: the old file's error, else the new one's, else any other. */
 ULONG wpptrace_update_trace(TRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
                             ULONG *OldFileError, ULONG *NewFileError);
+/* ControlTraceA(STOP), saying whether this call found the session's host process gone (killed:
+ * the session was never stopped, its log file says so) and cleaned up after it: *HostGone 1,
+ * and ERROR_WMI_INSTANCE_NOT_FOUND returned, as ControlTrace does. Else *HostGone 0: an
+ * ERROR_WMI_INSTANCE_NOT_FOUND then means no such session runs (another STOP may have stopped
+ * it cleanly meanwhile). */
+ULONG wpptrace_stop_trace(TRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
+                          ULONG *HostGone);
 /* QueryAllTraces with the session info of each session listed (Infos: Count entries), from the
  * same one request per session. */
 ULONG wpptrace_list_sessions(EVENT_TRACE_PROPERTIES **Array, WPPTRACE_SESSION_INFO *Infos, ULONG Count,

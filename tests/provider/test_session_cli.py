@@ -290,6 +290,32 @@ def test_stop_of_a_session_whose_host_was_killed_cleans_up_and_says_so(tmp_path,
     wpptrace("session", "stop", session_name)
 
 
+def test_stop_that_loses_a_race_with_another_stop_says_no_session_runs(tmp_path, session_name, monkeypatch,
+                                                                        capsys):
+    """`session stop` asks where the session runs, then sends STOP. Another stop completing in
+    between (a clean stop) made it report a crash that did not happen ("its host process N is
+    gone (killed?); cleaned up ... says it was not stopped cleanly"): it inferred the host's death
+    from the earlier answer. The STOP itself says whether it found the host gone."""
+    from wpptrace.provider import session_cli
+
+    etl = tmp_path / "raced.etl"
+    session_cli.start(session_name, str(etl))
+    real = sessions.session_info
+
+    def answered_then_stopped_elsewhere(name):
+        info = real(name)
+        assert wpptrace("session", "stop", name).stdout.startswith(f"session {name!r} stopped: ")
+        return info
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sessions, "session_info", answered_then_stopped_elsewhere)
+        status = session_cli.run(argparse.Namespace(session_command="stop", name=session_name))
+    assert status == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"wpptrace session stop: error: no session named {session_name!r} is running"]
+    assert etlcheck.read(etl).header["EndTime"] > 0          # it was stopped cleanly
+
+
 def test_stop_of_a_session_whose_host_is_slow_to_answer_a_query_stops_it(tmp_path, session_name,
                                                                          monkeypatch):
     """`session stop` asks where the session runs first. A host that does not answer that in
