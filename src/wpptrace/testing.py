@@ -18,8 +18,11 @@ Sessions: when every target is a Python object of this process, the session is p
 the process (EVENT_TRACE_PRIVATE_LOGGER_MODE), so parallel test processes (pytest-xdist) each
 see only their own events, even for the same control GUID. A control GUID given as such may
 belong to another process (a C program), so it is enabled on a session every process of the
-user sees; as on Windows, only one session holds a provider at a time. Session names are
-unique per process and capture, and a session is always stopped on exit (also on
+user sees; as on Windows, only one session holds a provider at a time, so two processes
+capturing one control GUID at once (two pytest-xdist workers) take it from each other: what
+it logs after the other took it is not in the first capture, whose ``takeovers``,
+``report()`` and a :class:`CaptureWarning` say so (run such tests in one worker). Session
+names are unique per process and capture, and a session is always stopped on exit (also on
 KeyboardInterrupt).
 
 Nesting: a capture inside another one that enables the same provider takes it over while it
@@ -54,13 +57,14 @@ import shutil
 import tempfile
 import threading
 import uuid
+import warnings
 import weakref
 from typing import Any, Pattern, Sequence
 
 from wpptrace.decoder.messages import DecodedMessage, decode_file, format_file, load_tmf
 
-__all__ = ["Capture", "CaptureAssertionError", "CaptureFactory", "capture", "TRACE_LEVEL_VERBOSE",
-           "ALL_FLAGS"]
+__all__ = ["Capture", "CaptureAssertionError", "CaptureFactory", "CaptureWarning", "capture",
+           "TRACE_LEVEL_VERBOSE", "ALL_FLAGS"]
 
 TRACE_LEVEL_VERBOSE = 5
 ALL_FLAGS = 0xFFFFFFFF
@@ -88,6 +92,11 @@ _counter = itertools.count(1)
 _active: list["Capture"] = []          # running captures, innermost last
 _active_lock = threading.RLock()
 _logging_handler = None                # the WppHandler ``logging=True`` attaches
+
+
+class CaptureWarning(UserWarning):
+    """Something that makes a capture miss messages without failing it (a control GUID taken
+    over by another session)."""
 
 
 class CaptureAssertionError(AssertionError):
@@ -233,6 +242,9 @@ class Capture:
         self.etl_path: str | None = None
         self.kept: str | None = None
         self.kept_problems: str | None = None
+        #: control GUIDs another session held when this one stopped: GUID -> its session's
+        #: name (None: no session held it any more)
+        self.takeovers: dict[uuid.UUID, str | None] = {}
         self.session_name = f"wpptrace-capture-{os.getpid()}-{next(_counter)}"
         self._session = None
         self._workdir: str | None = None
@@ -332,6 +344,7 @@ class Capture:
                 session, self._session = self._session, None
                 self.running = False
                 if session is not None:
+                    self._note_takeovers()
                     final = None
                     try:
                         final = session.stop()
@@ -346,6 +359,28 @@ class Capture:
                             if outer.running and outer._session is not None:
                                 flags = next(t.flags for t in outer._targets if t.guid == guid)
                                 outer._session.enable(guid, flags, outer.level)
+
+    def _note_takeovers(self) -> None:
+        """Before the stop: which control GUIDs another session holds now (another process's
+        capture of the same GUID took it, as only one session holds a provider), said in
+        ``takeovers``, ``report()`` and a CaptureWarning. Never raises: a registry that
+        cannot be read now only leaves this unsaid."""
+        guids = [t.guid for t in self._targets if not t.local]
+        if not guids:
+            return
+        from wpptrace.provider.sessions import guid_holders
+
+        try:
+            holders = guid_holders(guids)
+        except Exception:  # noqa: BLE001 - a courtesy; the stop and the messages matter
+            return
+        for guid in guids:
+            holder = holders.get(guid)
+            if holder is None or holder.name != self.session_name:
+                self.takeovers[guid] = holder.name if holder is not None else None
+        for guid, by in self.takeovers.items():
+            warnings.warn(CaptureWarning(f"wpptrace capture {self.name}: {_takeover_text(guid, by)}"),
+                          stacklevel=4)
 
     def stop(self) -> None:
         """Stop the session and decode the file (``with`` does this).
@@ -442,6 +477,8 @@ class Capture:
             lines.append(f"  [{i}] {level} {where}: {m.text}{args}")
         if len(self.messages) > limit:
             lines.append(f"  ... {len(self.messages) - limit} more")
+        for guid, by in self.takeovers.items():
+            lines.append(f"warning: {_takeover_text(guid, by)}")
         if self.kept:
             lines.append(f"capture kept in {self.kept} "
                          f"(wpptrace fmt {os.path.join(self.kept, 'trace.etl')} -p "
@@ -728,6 +765,12 @@ def _as_list(tmf: Any) -> list:
     if isinstance(tmf, (str, os.PathLike)):
         return [tmf]
     return list(tmf) if isinstance(tmf, (list, tuple)) else [tmf]
+
+
+def _takeover_text(guid: uuid.UUID, by: "str | None") -> str:
+    who = f"session {by!r}" if by is not None else "another session, stopped since,"
+    return (f"provider {guid} was taken over by {who} (another capture of that control GUID, "
+            f"in another test process?): what it logged after that is not in this capture")
 
 
 def _error_name(exc: OSError) -> str:

@@ -544,3 +544,43 @@ def test_a_message_that_does_not_match_many_conversions_is_refused_in_one_pass()
     assert not _Shape("order %d: " + ", ".join(["%s"] * 12) + " (total %d)").match(text)
     assert _Shape("order %d: " + ", ".join(["%s"] * 12)).match(text)
     assert not _Shape(" ".join(["%s"] * 12) + "!").match(" " * 60)
+
+
+TAKER = """
+import sys, uuid
+from wpptrace.testing import capture
+cap = capture(uuid.UUID(sys.argv[1]))
+cap.start()
+print(cap.session_name, flush=True)
+sys.stdin.readline()
+cap.stop()
+"""
+
+
+def test_a_control_guid_taken_over_by_another_process_s_capture_is_said() -> None:
+    import subprocess
+    import sys
+
+    shared = Provider("CaptureTakeover", flags=("ALL",))
+    with pytest.warns(Warning) as warned:
+        with capture(str(shared.guid)) as cap:
+            shared.info(shared.flags.ALL, "before %d", 1)
+            taker = subprocess.Popen([sys.executable, "-c", TAKER, str(shared.guid)], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            other = taker.stdout.readline().strip()
+            shared.info(shared.flags.ALL, "after %d", 2)      # the other session's now
+        taker.communicate("stop\n", timeout=60)
+    assert taker.returncode == 0 and other.startswith("wpptrace-capture-")
+    assert len(cap.texts) == 1 and cap.lost == 0           # what it could not see, lost 0
+    assert cap.takeovers == {shared.guid: other}
+    said = (f"provider {shared.guid} was taken over by session {other!r} (another capture of that "
+            f"control GUID, in another test process?): what it logged after that is not in this "
+            f"capture")
+    assert f"warning: {said}" in cap.report().splitlines()
+    from wpptrace.testing import CaptureWarning
+    assert [str(w.message) for w in warned if w.category is CaptureWarning] == [
+        f"wpptrace capture {cap.name}: {said}"]
+    with capture(str(shared.guid)) as alone:                # nobody else: nothing said
+        shared.info(shared.flags.ALL, "alone %d", 3)
+    assert alone.takeovers == {} and "warning" not in alone.report()
+    shared.unregister()
