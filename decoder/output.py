@@ -20,7 +20,7 @@ from operator import eq
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace._lazyuuid import is_uuid
 
-from .timestamps import FILETIME_TICKS_PER_SECOND, UNIX_EPOCH_SECONDS
+from .timestamps import FILETIME_TICKS_PER_SECOND, ISO_END_FILETIME, UNIX_EPOCH_SECONDS
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -213,7 +213,8 @@ def name_value(name: str) -> str:
 
 class JsonRows:
     """JSON Lines, as UTF-8: one object per message with its facts and its arguments as typed
-    values. Keys, in order: timestamp (ISO 8601 UTC, 100 ns), filetime, guid, number, status,
+    values. Keys, in order: timestamp (ISO 8601 UTC, 100 ns; null without a time, or after year
+    9999, which ISO 8601's four-digit years cannot write), filetime, guid, number, status,
     component, name, file, line, function, level, flags (``head``: the same for every event
     of a message and status), processor, thread_id, process_id, sequence (the event's), text,
     args ([{name, type, value}]) and, for a format error, error (``tail``)."""
@@ -273,6 +274,8 @@ class JsonRows:
         """One object, its line end included."""
         if filetime is None:
             return _JSON_NO_TIME % (head, cpu, tid, pid, seq, tail)
+        if filetime >= ISO_END_FILETIME:     # a five-digit year: no ISO 8601 text, not 9999
+            return _JSON_LATE % (filetime, head, cpu, tid, pid, seq, tail)
         second, ticks = divmod(filetime, 10_000_000)
         if second != self._second:
             self._second = second
@@ -290,6 +293,8 @@ _JSON_LINE = (b'{"timestamp":"%s%07dZ","filetime":%d%s,"processor":%d,"thread_id
               b'"process_id":%d,"sequence":%d%s')
 _JSON_NO_TIME = (b'{"timestamp":null,"filetime":null%s,"processor":%d,"thread_id":%d,'
                  b'"process_id":%d,"sequence":%d%s')
+_JSON_LATE = (b'{"timestamp":null,"filetime":%d%s,"processor":%d,"thread_id":%d,'
+              b'"process_id":%d,"sequence":%d%s')
 
 
 class CsvWriter(TextWriter):

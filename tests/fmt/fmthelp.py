@@ -167,6 +167,7 @@ def reference_lines(decoder, etl, output: str = "text", quote_all: bool = False)
     """Every output line of an open EtlFile, each record formatted on its own (see the
     module docstring)."""
     from wpptrace.decoder.output import _json_value, filetime_to_iso
+    from wpptrace.decoder.timestamps import ISO_END_FILETIME
 
     lines: list[str] = []
     buf = io.StringIO()
@@ -187,7 +188,9 @@ def reference_lines(decoder, etl, output: str = "text", quote_all: bool = False)
             writer.writerow((m["component"], m["name"], "0x%04X" % m["thread_id"], m["time_text"],
                              0, 0, m["sequence"], "0x%04X" % m["process_id"], m["cpu"], m["line"]))
             continue
-        obj = {"timestamp": filetime_to_iso(m["filetime"]) if m["filetime"] is not None else None,
+        late = m["filetime"] is not None and m["filetime"] >= ISO_END_FILETIME   # a 5-digit year
+        obj = {"timestamp": filetime_to_iso(m["filetime"])
+               if m["filetime"] is not None and not late else None,
                "filetime": m["filetime"], "guid": m["guid"], "number": m["number"],
                "status": m["status"], "component": m["component"], "name": m["name"],
                "file": m["source_file"], "line": m["source_line"], "function": m["function"],

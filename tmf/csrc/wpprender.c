@@ -1120,6 +1120,10 @@ static int render_json(wppr_renderer *r, program *p, const wppr_row *row, int ps
     if (!d || row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
     if (row->milli == WPPR_NO_TIME) {
         if (PUTS(o, "{\"timestamp\":null,\"filetime\":null")) return -1;
+    } else if (row->filetime >= WPPR_ISO_END_FILETIME) {     /* a five-digit year */
+        if (wppr_reserve(o, 64)) return -1;
+        uint8_t *w = put_literal(o->data + o->len, "{\"timestamp\":null,\"filetime\":");
+        o->len = (size_t)(wppr_dec_put(w, (uint64_t)row->filetime) - o->data);
     } else {
         if (row->filetime < 0) return ROW_HOLE;
         if (put_json_time(r, row->filetime, o)) return -1;

@@ -99,6 +99,8 @@
 /* row.milli values that are not times */
 #define WPPR_NO_TIME        (INT64_MIN)              /* the record has no time: empty time text */
 #define WPPR_TIME_OUT_OF_RANGE (INT64_MIN + 1)      /* Python places it: rows printing it are holes */
+#define WPPR_ISO_END_FILETIME 2650467744000000000LL /* 10000-01-01: no ISO 8601 text from here on
+                                                       (a JSON timestamp is null) */
 
 /* A growable output buffer: data[0:len) printed, room up to cap. While it borrows caller
  * memory (wppr_buf_borrow), data is that memory: never grown in place nor freed; a text that

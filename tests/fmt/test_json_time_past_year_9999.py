@@ -1,0 +1,51 @@
+"""``fmt -f jsonl``: a time after year 9999 has no ISO 8601 form (four-digit years): its
+``timestamp`` is null and its exact ``filetime`` is kept, rather than a different instant with
+the year clamped to 9999 (text and CSV print the real date, Parquet a null timestamp). The C
+renderer and Python's writer (the rows it decodes) agree, at both sides of the limit."""
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from fmthelp import run_fmt_capture
+
+from wpptrace.decoder.output import JsonRows
+
+# the capture's second message: its raw time sits at this offset, and its clock is FILETIME's
+# (raw + SHIFT is the FILETIME)
+AT = 8344
+SHIFT = 134299621759164024 - 4905913926581
+YEAR_10000 = 2650467744000000000          # 10000-01-01T00:00:00Z as a FILETIME
+
+
+def _third_object(fmt_data, tmp_path, filetime: int) -> dict:
+    data = bytearray((fmt_data / "wpptypes-sample.etl").read_bytes())
+    assert struct.unpack_from("<q", data, AT)[0] + SHIFT == 134299621759164024
+    struct.pack_into("<q", data, AT, filetime - SHIFT)
+    etl = tmp_path / "late.etl"
+    etl.write_bytes(bytes(data))
+    code, out, err = run_fmt_capture(etl, tmf_dirs=[str(fmt_data / "tmf")], output_format="jsonl")
+    assert code == 0, err
+    return json.loads(out.splitlines()[2])
+
+
+@pytest.mark.parametrize("filetime, timestamp", [
+    (YEAR_10000 - 1, "9999-12-31T23:59:59.9999999Z"),
+    (YEAR_10000, None),
+    (3_000_000_000_000_000_000, None),                  # text: 08/17/11107-05:20:00.000
+    (0x7F00000000000000 + SHIFT, None),                 # past int64: Python writes it
+])
+def test_json_timestamp_after_year_9999_is_null(fmt_data, tmp_path, filetime, timestamp):
+    obj = _third_object(fmt_data, tmp_path, filetime)
+    assert (obj["timestamp"], obj["filetime"]) == (timestamp, filetime)
+    assert obj["text"].startswith("uint u=4000000000")
+
+
+def test_python_json_rows_write_no_iso_time_past_year_9999():
+    rows = JsonRows()
+    for filetime, timestamp in [(YEAR_10000 - 1, "9999-12-31T23:59:59.9999999Z"),
+                                (YEAR_10000, None), (1 << 64, None)]:
+        line = rows.line(b',"guid":null', b',"text":"t","args":[]}\n', filetime, 1, 2, 3, 4)
+        obj = json.loads(line)
+        assert (obj["timestamp"], obj["filetime"]) == (timestamp, filetime)
