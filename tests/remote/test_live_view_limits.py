@@ -76,3 +76,85 @@ def test_a_source_the_live_view_has_no_room_for_counts_every_buffer_skipped(reco
     by_session = {s.session: s for s in ended}
     assert [by_session[f"src{n}"].live_skipped for n in range(3)] == [0, 3, 3]
     assert all(s.buffers == 3 and s.stopped for s in ended)
+
+
+class _StuckOutput(io.StringIO):
+    """An output that does not drain (a pipe nobody reads) until ``release`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        self.writers = 0
+
+    def write(self, text: str) -> int:
+        self.writers += 1
+        self.release.wait()
+        return super().write(text)
+
+
+def _stuck_sources(collector, live, out, head, count: int) -> None:
+    """``count`` sources, header and END, whose views are stuck printing once ended."""
+    for n in range(count):
+        hand = HandRelay(collector.address, len(head), f"stuck{n}")
+        try:
+            assert hand.answer()[0] == P.FrameType.WELCOME
+            hand.header(head)
+            hand.end(1, end_time=1)
+            while hand.answer() is not None:       # (END's ACK, then the close)
+                pass
+        finally:
+            hand.close()
+    # (one view prints at a time: the others wait for it)
+    wait_until(lambda: out.writers == 1 and len(collector.sources) == count
+               and all(s.closed for s in collector.sources), what="the sources' ends")
+    assert sum(not v.done for v in live.views) == count
+
+
+def _in_thread(fn) -> tuple[threading.Thread, list]:
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(fn()), daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_stop_does_not_wait_past_its_timeout_for_views_whose_output_is_stuck(recorded):
+    """Each stuck view used to be waited for 60 s, one after the other, outside the
+    stop's timeout: the stop's one timeout bounds them all, and what is left is said."""
+    head, _ = recorded
+    out = _StuckOutput()
+    live = LiveView(tmf.load(tolerant=True), out)
+    collector = Collector(("127.0.0.1", 0), live=live).start()
+    try:
+        _stuck_sources(collector, live, out, head, 2)
+        stopper, outcome = _in_thread(lambda: collector.stop(timeout=1))
+        stopper.join(PATIENCE)
+        assert not stopper.is_alive(), "the stop waited past its timeout"
+        (abandoned,) = outcome
+        assert abandoned is not None and abandoned.views == 2
+        assert abandoned.connections == 0 and abandoned.files == []
+        assert "2 live views not done printing" in str(abandoned)
+    finally:
+        out.release.set()
+        collector.stop()
+
+
+def test_a_second_stop_with_no_time_does_not_wait_for_stuck_views(recorded):
+    """``collect``'s second interrupt: stop(0) while a first stop still waits for the
+    views returns at once, saying what is left."""
+    head, _ = recorded
+    out = _StuckOutput()
+    live = LiveView(tmf.load(tolerant=True), out)
+    collector = Collector(("127.0.0.1", 0), live=live).start()
+    try:
+        _stuck_sources(collector, live, out, head, 2)
+        first, _ = _in_thread(lambda: collector.stop(timeout=10 * PATIENCE))
+        wait_until(lambda: collector.wait(0), what="the collector's loop to end")
+        second, outcome = _in_thread(lambda: collector.stop(0))
+        second.join(PATIENCE)
+        assert not second.is_alive(), "stop(0) waited"
+        (abandoned,) = outcome
+        assert abandoned is not None and abandoned.views == 2
+    finally:
+        out.release.set()
+    first.join(PATIENCE)
+    assert not first.is_alive()

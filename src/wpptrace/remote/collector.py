@@ -115,11 +115,15 @@ class Abandoned:
                                      #: header), or still being made
     buffers: int                     #: data buffers received and not yet in their file
                                      #: (being written, or queued behind that write)
+    views: int = 0                   #: live views not done printing (an output that does
+                                     #: not drain): what they held is not shown
 
     def __str__(self) -> str:
+        views = (f", {self.views} live views not done printing (their output does not "
+                 f"drain)" if self.views else "")
         return (f"{self.connections} connections not closed, {len(self.files)} files not "
                 f"closed ({', '.join(self.files) or 'none'}), {self.buffers} buffers "
-                f"received and not written")
+                f"received and not written{views}")
 
 
 class _DiskWriter:
@@ -902,7 +906,8 @@ class Collector:
         readable, EndTime 0). None once all is closed; if that takes longer than
         ``timeout`` s, what was left behind (also ``abandoned``, and logged once; files
         given up on earlier, ``write_timeout``, whose disk still does not answer are among
-        those not closed). That is a
+        those not closed; live views whose output does not drain are left printing in
+        their daemon threads: the same ``timeout`` bounds the wait for them). That is a
         snapshot taken when the first stop gave up: a later stop() returns it again at once,
         without waiting or looking again.
 
@@ -922,8 +927,8 @@ class Collector:
                 pass
         if thread is None:
             return None
+        deadline = time.monotonic() + timeout
         if self.abandoned is None:      # (a second stop does not wait again)
-            deadline = time.monotonic() + timeout
             thread.join(timeout)
             if not thread.is_alive():   # files given up on (a disk that did not answer)
                 for writer in self._stuck_writers():
@@ -935,7 +940,17 @@ class Collector:
         if self.abandoned is not None:
             return self.abandoned
         if self.live is not None:
-            self.live.join()
+            # (the views' output may not drain: the same deadline bounds them, all together)
+            left = self.live.join(max(0.0, deadline - time.monotonic()))
+            with self._lock:        # (a second stop, stop(0), may be here too)
+                said = self.abandoned is not None
+                if left and not said:
+                    self.abandoned = Abandoned(connections=0, files=[], buffers=0,
+                                               views=len(left))
+            if left and not said:
+                log.error("collector stopped without closing everything after %g s: %s",
+                          timeout, self.abandoned)
+            return self.abandoned
         return None
 
     def _left_behind(self) -> Abandoned:
@@ -950,8 +965,9 @@ class Collector:
             path = s.stats.path or (s.disk.path if s.disk is not None else None)
             if path and not s.stats.closed:
                 files.append(path)
+        views = 0 if self.live is None else sum(not v.done for v in list(self.live.views))
         return Abandoned(connections=self._active, files=files,
-                         buffers=sum(s.queued_data for s in open_))
+                         buffers=sum(s.queued_data for s in open_), views=views)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the collector stopped (True) or ``timeout`` passed (False)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from typing import IO, Optional
 
 from wpptrace.decoder import api
@@ -151,9 +152,12 @@ class SourceView:
                                                  or not self._closer.is_alive())
 
     def join(self, timeout: Optional[float] = None) -> None:
+        """Wait until ``done``, for ``timeout`` seconds at most in all."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         if self._closer is not None:
             self._closer.join(timeout)
-        self._thread.join(timeout)
+        self._thread.join(None if deadline is None
+                          else max(0.0, deadline - time.monotonic()))
 
     # -- callbacks (ProcessTrace's thread) ---------------------------------------------------
     def _completed(self, buffer, context) -> None:
@@ -261,10 +265,14 @@ class LiveView:
                     lines.append(decoder.header_line(rec, ctx))
             return lines
 
-    def join(self, timeout: float = 60.0) -> None:
-        """Wait until every closed source's queued buffers are printed."""
-        for view in self.views:
-            view.join(timeout)
+    def join(self, timeout: float = 60.0) -> list[SourceView]:
+        """Wait until every closed source's queued buffers are printed, for ``timeout``
+        seconds at most in all (0: not at all); the views not done by then (an output that
+        does not drain, say: their threads are daemons, left to it)."""
+        deadline = time.monotonic() + timeout
+        for view in list(self.views):
+            view.join(max(0.0, deadline - time.monotonic()))
+        return [view for view in self.views if not view.done]
 
     def write(self, label: str, lines: list[str]) -> None:
         """``lines`` tagged ``[label]``, each on its one line: the text comes from remote
