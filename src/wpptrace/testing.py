@@ -36,7 +36,8 @@ completed (a full or failing disk): then what the file holds is decoded and kept
 error (ERROR_DISK_FULL, ERROR_WRITE_FAULT) raised after, or added as a note to the block's
 own exception. A kept capture is a folder
 (``<keep_dir>/<name>/``) with ``trace.etl``, ``tmf/`` (one ``<guid>.tmf`` per message GUID)
-and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints).
+and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints), private to the user as the
+``.etl`` is (folders 0700, files 0600).
 
 A killed process: with a ``keep_dir``, the session writes in ``<keep_dir>/<name>~running/``
 from the start, and writes what its buffers hold every second (FlushTimer); a process killed
@@ -524,8 +525,7 @@ class Capture:
             problems.append(f"tmf/ not written: {_error_name(exc)}")
         text = os.path.join(folder, "trace.txt")
         try:
-            with format_file(self.etl_path, self._tmfset) as lines, \
-                    open(text, "w", encoding="utf-8", newline="\n") as out:
+            with format_file(self.etl_path, self._tmfset) as lines, _private_text(text) as out:
                 for line in lines:
                     out.write(line + "\n")
         except OSError as exc:
@@ -813,7 +813,7 @@ def _unique_dir(parent: str, name: str) -> str:
     for n in itertools.count(1):
         path = os.path.join(parent, name if n == 1 else f"{name}{NUMBER_SEPARATOR}{n}")
         try:
-            os.mkdir(path)
+            os.mkdir(path, 0o700)
             return path
         except FileExistsError:
             continue
@@ -830,33 +830,40 @@ def _replacing_dir(parent: str, name: str) -> "tuple[str, bool]":
     holding anything else is left alone and the name numbered as _unique_dir does."""
     path = os.path.join(parent, name)
     try:
-        os.mkdir(path)
+        os.mkdir(path, 0o700)
         return path, False
     except FileExistsError:
         pass
     if not os.path.islink(path) and os.path.isdir(path) and set(os.listdir(path)) <= _KEPT_FILES:
         shutil.rmtree(path)
         try:
-            os.mkdir(path)
+            os.mkdir(path, 0o700)
             return path, True
         except FileExistsError:
             pass
     return _unique_dir(parent, name), False
 
 
+def _private_text(path: str):
+    """``path`` opened to write text, made 0600 as the capture's ``.etl`` is (the decoded text
+    of a private capture is no less private); never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return open(fd, "w", encoding="utf-8", newline="\n")
+
+
 def _write_tmf_dir(tmfset: Any, directory: str) -> None:
     """``<guid>.tmf`` per message GUID (and ``enums.tmf``), readable by ``wpptrace fmt -p``."""
     from wpptrace.tmf.writer import to_tmf_text
 
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     by_guid: dict = {}
     for message in tmfset.messages():
         by_guid.setdefault(message.guid, []).append(message)
     for guid, messages in by_guid.items():
         text = to_tmf_text(messages, pdb_name=messages[0].component or str(guid))
-        with open(os.path.join(directory, f"{guid}.tmf"), "w", encoding="utf-8", newline="\n") as fh:
+        with _private_text(os.path.join(directory, f"{guid}.tmf")) as fh:
             fh.write(text)
     enums = tmfset.enums()
     if enums:
-        with open(os.path.join(directory, "enums.tmf"), "w", encoding="utf-8", newline="\n") as fh:
+        with _private_text(os.path.join(directory, "enums.tmf")) as fh:
             fh.write(to_tmf_text([], enums=enums))

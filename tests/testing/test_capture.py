@@ -584,3 +584,23 @@ def test_a_control_guid_taken_over_by_another_process_s_capture_is_said() -> Non
         shared.info(shared.flags.ALL, "alone %d", 3)
     assert alone.takeovers == {} and "warning" not in alone.report()
     shared.unregister()
+
+
+def test_a_kept_capture_is_private_to_its_user_as_its_trace_is(tmp_path) -> None:
+    """A kept folder, its tmf/ and every file in them: 0700 / 0600 whatever the umask lets
+    through, as the session's own .etl is (the decoded text tells what the trace tells)."""
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        with capture(trace, keep=True, keep_dir=tmp_path / "kept", name="private") as cap:
+            copy_file(1, "private")
+    finally:
+        os.umask(before)
+    folder = pathlib.Path(cap.kept)
+    modes = {str(p.relative_to(folder)): stat.S_IMODE(p.stat().st_mode)
+             for p in [folder, *folder.rglob("*")]}
+    assert len(modes) == 5, modes             # ., trace.etl, trace.txt, tmf, tmf/<guid>.tmf
+    for name, mode in modes.items():
+        expected = 0o700 if (folder / name).is_dir() else 0o600
+        assert mode == expected, (name, oct(mode))
