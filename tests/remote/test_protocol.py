@@ -98,6 +98,8 @@ def _hello_payload(buffer_size=SIZE, flags=0, session=b"s", host=b"h", extra=b""
     (_hello_payload(session=b"a\nb"), "control characters"),
     (_hello_payload(host=b"\xff\xfe"), "host name is not UTF-8"),
     (_hello_payload(extra=b"x"), "1 bytes after the host name"),
+    (_hello_payload(host=b"h] x"), r"host name 'h\] x' has characters other than"),
+    (_hello_payload(host=b"lab1@h"), "host name 'lab1@h' has characters other than"),
     (_hello_payload()[:-3] + struct.pack("<H", 200) + b"h", "host name of 200 bytes does not fit"),
 ], ids=lambda value: value if isinstance(value, str) else "hello")
 def test_bad_hellos_are_refused_with_a_reason(payload, reason):

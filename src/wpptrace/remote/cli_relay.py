@@ -114,9 +114,13 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             complain(PROG, pem_problem(exc))
             return 1
-    relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
-                  max_queue=args.max_queue, source_id=args.source_id, host=args.host_name,
-                  linger=linger, linger_limit=linger_limit, stop_limit=stop_limit)
+    try:
+        relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
+                      max_queue=args.max_queue, source_id=args.source_id, host=args.host_name,
+                      linger=linger, linger_limit=linger_limit, stop_limit=stop_limit)
+    except ValueError as exc:
+        complain(PROG, f"{exc} (give another with --host-name NAME)")
+        return 2
     try:
         relay.start()
     except OSError as exc:          # the session: as fmt --rt says it

@@ -729,6 +729,21 @@ _NOT_STOPPED = {False: " (its header does not say the session stopped)",
                       "say the session stopped if the disk answers)"}
 
 
+#: characters a session name may hold and still be shown as it is in a source's label
+#: (``SESSION@HOST``, the tag of its lines in the live view, and the name in the log)
+_PLAIN_SESSION = re.compile(r'[^\s\[\]@"\\]+')
+
+
+def _session_in_label(session: str) -> str:
+    """``session`` as its source's label shows it: as it is if plain, else in quotes, with
+    backslashes and quotes escaped by a backslash. No label made of another session name and
+    a host name (which holds no "@", "]", quote, space or "#": P.HOST_NAME) then starts like
+    another's tag, ``[SESSION@HOST] `` (a second source with the same label gets "#ID")."""
+    if _PLAIN_SESSION.fullmatch(session) and session.isprintable():
+        return session
+    return '"' + session.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _output_directory(path: str) -> None:
     """``path`` as the collector's directory: an existing directory, or made (private) as the
     last step of a path whose parent exists. A Win32Error naming it otherwise: a file there,
@@ -1142,7 +1157,7 @@ class Collector:
                 conn.room = None
 
     def _label_for(self, hello: P.Hello) -> str:
-        label = f"{hello.session}@{hello.host}"
+        label = f"{_session_in_label(hello.session)}@{hello.host}"
         if label in self._labels:
             label += "#" + hello.source_id.hex[:6]
         self._labels.add(label)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import re
 import struct
 import uuid
 
@@ -180,6 +181,20 @@ def encode_buffer(ftype: FrameType, sequence: int, buffer: bytes) -> list[bytes]
 
 # -- decoding -------------------------------------------------------------------------------
 
+#: a host name: DNS and Windows (NetBIOS) host names, and the "_" some hosts use. It is
+#: part of the tag on every line the collector shows of the source (``[SESSION@HOST]``), so
+#: it holds none of the characters that could make that tag pass for another source's
+HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def host_name_problem(host: str) -> str:
+    """Why ``host`` is not a host name HELLO may carry ("" if it is one)."""
+    if HOST_NAME.fullmatch(host):
+        return ""
+    return (f"host name {escape_unprintable(ascii(host)[1:-1])!r} has characters other than "
+            f"letters, digits, '.', '-' and '_'")
+
+
 def decode_hello(frame: Frame) -> Hello:
     p = frame.payload
     source, buffer_size, flags = _HELLO_FIXED.unpack_from(p)
@@ -206,6 +221,9 @@ def decode_hello(frame: Frame) -> Hello:
         pos += n
     if pos != len(p):
         raise ProtocolError(f"HELLO has {len(p) - pos} bytes after the host name")
+    problem = host_name_problem(names[1])
+    if problem:
+        raise ProtocolError(f"HELLO {problem}")
     return Hello(uuid.UUID(bytes=source), buffer_size, names[0], names[1])
 
 

@@ -200,8 +200,9 @@ class Relay:
 
     ``to``: (host, port) or "HOST:PORT"; ``tls``: an ``ssl.SSLContext`` for the client side
     (``wpptrace.remote.tls.client_context``), None for plain TCP; ``server_hostname``: the
-    name the collector's certificate must carry (default: the host). ``max_queue``: buffers
-    held at most. ``start()`` subscribes (Win32Error if there is no such real-time session)
+    name the collector's certificate must carry (default: the host). ``host``: the host
+    name the collector shows (default: this host's; letters, digits, ".", "-" and "_" only,
+    ValueError otherwise). ``max_queue``: buffers held at most. ``start()`` subscribes (Win32Error if there is no such real-time session)
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
     is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
     deliver it gives up after ``linger`` seconds without progress (no ACK of more buffers,
@@ -235,6 +236,9 @@ class Relay:
         self.server_hostname = server_hostname
         self.source_id = source_id or uuid.uuid4()
         self.host = host or socket.gethostname() or "localhost"
+        problem = P.host_name_problem(self.host)
+        if problem:         # (the collector would refuse it)
+            raise ValueError(f"{problem}: a collector refuses it")
         self.stats_interval = stats_interval
         self.connect_timeout = connect_timeout
         self.linger = linger
