@@ -14,7 +14,8 @@ its ``cache_key``), ``_Input``, ``_open_output``, ``_writer``, the output's ``co
 ``-j``, the end of ``decode_parallel`` too: what a worker sends once its last window is
 decoded (``_results``, in the worker), letting the workers go (``release``), the workers'
 messages added to the program cache (``keep_shared``), their counts and read logs added to
-this process's (``_Merge.end``; ``windows`` as the results come); and
+this process's (``_Merge.end``; ``windows`` as the results come; the messages of the
+workers' keys found while this process waits, ``find_ahead``); and
 ``decode_parallel``'s pieces: the buffer index
 (``buffer_index``, ``streams``), the cuts, the output's places, the fork, a window
 (``_decode_window``, every one of the process), the messages between the processes
@@ -75,6 +76,7 @@ STEPS = {
     "keep_shared": ("wpptrace.decoder.parallel", None, "_keep_shared"),
     "merge": ("wpptrace.decoder.parallel", "_Merge", "end"),
     "merge_windows": ("wpptrace.decoder.parallel", "_Merge", "windows"),
+    "find_ahead": ("wpptrace.decoder.parallel", "_Merge", "find_ahead"),
     "plain_counts": ("wpptrace.decoder.wpp", "WppDecoder", "add_plain_message_counts"),
     "install_counted": ("wpptrace.decoder.wpp", "WppDecoder", "_install_counted"),
     "pump": ("wpptrace.decoder.parallel", "_Assembly", "pump"),

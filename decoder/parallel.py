@@ -231,10 +231,10 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
         cli_fmt._decode_sources(decoder, writer, opts, [inp.source], None, windows[0], view)
         writer.flush()
         output = _Assembly(windows, inp.source, writer, workers, claims, places is not None)
-        output.idle = _idle_work(decoder, share, bool(opts.summary), waiting)
+        merge = output.merge = _Merge(decoder, inp.etl, own.results, output)
+        output.idle = _idle_work(decoder, share, bool(opts.summary), waiting, merge)
         output.ahead = _ahead_work(decoder, bool(opts.summary), waiting)
         output.tail = _tail_start(len(windows), jobs)
-        merge = output.merge = _Merge(decoder, inp.etl, own.results, output)
         output.stops[0] = dict(inp.source.window_stops)
         if places is not None:
             places.sizes.set(0, places.end_of(writer))   # window 0's size: where it ends
@@ -310,16 +310,19 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
                        redo, timeline, owners, places is not None)
 
 
-def _idle_work(decoder, share, summary: bool, waiting=None):
+def _idle_work(decoder, share, summary: bool, waiting=None, merge: "_Merge | None" = None):
     """What this process does once its windows are decoded, when it first waits for the
     workers (``_Assembly.idle``), rather than after them: its messages' rows of the summary
-    table made (``summary``), the caller's ``waiting`` work, and, with no program cache (which
+    table made (``summary``), the messages of the workers' keys so far found (``merge``: their
+    counts are added at the end), the caller's ``waiting`` work, and, with no program cache (which
     takes the workers' records from it at the end: ``_keep_shared``), the shared table let go
     of (a 68 MB mapping: up to 0.9 ms to unmap; a rest this process decodes itself, a window
     having started wrong, compiles its own messages)."""
     def work() -> None:
         if summary:
             decoder.prepare_summary()
+        if merge is not None:
+            merge.find_ahead()
         if waiting is not None:
             waiting()
         if decoder.program_cache is None:
@@ -634,6 +637,7 @@ class _Assembly:
         #: work of the run's end it can do before its last windows
         self.ahead = None
         self.tail = len(windows)
+        self.keys_came = False        # a worker's keys came since ``merge`` last found them
 
     def complete(self) -> bool:
         return self.next >= len(self.windows) or self.redo is not None
@@ -678,11 +682,13 @@ class _Assembly:
                             for part, last in zip(message[4], worker.last_marks))
                         self.ended[k] = message[6]
                     worker.keys += message[5]
+                    self.keys_came = self.keys_came or bool(message[5])
                     for key in message[5]:    # hashed now (a GUID's bytes keep their hash):
                         hash(key)             # the merge at the end finds them faster
                 elif kind == "done":
                     worker.payload = k
                     worker.keys += k["keys"]
+                    self.keys_came = self.keys_came or bool(k["keys"])
                     k["keys"] = worker.keys
                     windows = k["windows"]
                     for window, result in windows.items():
@@ -704,6 +710,9 @@ class _Assembly:
         if live and not wait_readable(live, seconds):
             time.sleep(seconds)                  # (no wait to be had: looked at in turn)
         self.pump()
+        if self.keys_came and self.idle is None and self.merge is not None:
+            self.keys_came = False        # (its windows decoded: its messages stay as they are)
+            self.merge.find_ahead()
 
     def check(self) -> None:
         """Wait up to ``_POLL`` for news from a worker (this process's windows all decoded:
@@ -950,6 +959,17 @@ class _Merge:
     def __init__(self, decoder, etl, own: dict[int, dict], output: "_Assembly") -> None:
         self.decoder, self.etl, self.own, self.output = decoder, etl, own, output
         self.next = 1                 # the first window not added yet
+        #: worker -> the messages of its keys so far, found ahead (``find_ahead``)
+        self.found: dict = {}
+
+    def find_ahead(self) -> None:
+        """Find the messages of the workers' keys come so far, for ``end`` (this process's
+        windows decoded: found while it waits, at its first wait and as more keys come, not
+        after the workers' last results)."""
+        for worker in self.output.workers:
+            found = self.found.get(worker)
+            if len(worker.keys) > (0 if found is None else len(found.found)):   # (keys came)
+                self.found[worker] = self.decoder.find_plain_messages(worker.keys, found)
 
     def windows(self, limit: int, checked: bool = True) -> None:
         """Add the windows from ``next`` on that are in, up to ``limit``; ``checked``: only while
@@ -976,11 +996,12 @@ class _Merge:
         payloads = [worker.payload or {"windows": {}, "ended": None, "shared": (0, 0)} for worker in workers]
         for payload in payloads:              # (reported with this process's at the end)
             decoder.note_tmf_issues(payload.get("tmf_issues") or (), payload.get("tmf_issue_counts"))
-        for payload in payloads:              # per-message counts: cumulative, at its last window used
+        for worker, payload in zip(workers, payloads):   # per-message counts: cumulative, at its last window used
             used = [k for k in payload["windows"] if k < limit]
             if used:
                 marks = payload["windows"][max(used)]["counts"]
-                left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks))
+                left = decoder.add_plain_message_counts(payload["keys"], mark_counts(marks),
+                                                        self.found.get(worker))
                 if left:                      # messages this process printed no row of
                     decoder.add_message_counts(dict(left))
         return payloads

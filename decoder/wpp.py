@@ -316,6 +316,18 @@ class _SummaryCounts:
         self.places = places      # each message's place in counts by its entry (an installed one's: its int)
 
 
+class _FoundMessages:
+    """The messages of plain keys as ``WppDecoder.add_plain_message_counts`` finds them (an
+    entry, an installed message's place, or None), found ahead (``find_plain_messages``) and
+    good while the decoder's messages are as they were then (``state``)."""
+
+    __slots__ = ("state", "found")
+
+    def __init__(self, state: tuple, found: list) -> None:
+        self.state = state        # (messages, row entries): each only grows
+        self.found = found        # one per key, the keys' first ones
+
+
 class _Entry:
     """Everything resolved once per (message GUID, number). A known message's formatter,
     markers and compile error are made the first time something reads them (its program is
@@ -1593,16 +1605,33 @@ class WppDecoder:
                 entry.count += count
             self._counted += 1
 
-    def add_plain_message_counts(self, keys: list[tuple], counts: list[int]) -> list[tuple]:
+    def find_plain_messages(self, keys: list[tuple],
+                            ahead: _FoundMessages | None = None) -> _FoundMessages:
+        """The messages of ``keys`` (``plain_message_keys``' form) as
+        ``add_plain_message_counts`` finds them, to hand it later (fmt -j's parent finds a
+        worker's while it waits: each is two dict lookups by a tuple, whose hash is not kept).
+        ``ahead``: found before for the first keys (a list that only grows), kept while no
+        message was met or made an entry of since, else found again."""
+        state = (len(self._entries), len(self._raw_entries))
+        found = ahead.found if ahead is not None and ahead.state == state else []
+        if len(found) < len(keys):
+            rest = keys[len(found):]
+            more = map(self._raw_entries.get, rest)
+            if self._installed_keys:      # installed messages without an entry: by their bytes too
+                more = map(self._entries.get, rest, more)
+            found = found + list(more)
+        return _FoundMessages(state, found)
+
+    def add_plain_message_counts(self, keys: list[tuple], counts: list[int],
+                                 ahead: _FoundMessages | None = None) -> list[tuple]:
         """Add ``counts`` (one per key, in order) to the messages of ``keys`` given with their
         GUID as its bytes_le that this process has a row entry of: found by those bytes, so
         no UUID is made or hashed (Python code); and to the messages this process never met
-        that the program cache has a record of (``_install_counted``). The (key, count) pairs
-        left, counts not 0, for ``add_message_counts`` once their keys are made."""
+        that the program cache has a record of (``_install_counted``). ``ahead``: the keys'
+        messages as ``find_plain_messages`` found them before. The (key, count) pairs left,
+        counts not 0, for ``add_message_counts`` once their keys are made."""
         left = []
-        found = map(self._raw_entries.get, keys)
-        if self._installed_keys:          # installed messages without an entry: by their bytes too
-            found = map(self._entries.get, keys, found)
+        found = self.find_plain_messages(keys, ahead).found
         installed = self._installed_counts
         kept = self._kept_summary_counts()
         totals = places = None

@@ -211,3 +211,48 @@ def test_rows_made_ahead_are_kept_unless_messages_were_met_since(driver, more):
     body = decoder.prepared_summary()
     summary = Summary(files=["a.etl"])
     assert summary_text(summary, body=body) == summary_text(summary, unprepared.summary_table())
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, installed):
+    """``find_plain_messages`` (fmt -j's parent, for a worker's keys while it waits) gives
+    ``add_plain_message_counts`` the messages it would find itself: the same counts added as
+    by a decoder given none; found again for a key not met when they were found and met since,
+    and for an installed message whose entry was made since (its count then in the entry).
+    Kept while no message was met or made an entry of."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    if installed:
+        _decoded(path, tmf_dir, made)
+
+    def decoded() -> WppDecoder:
+        if not installed:
+            return _decoded(path, tmf_dir)
+        cache = ProgramCache(str(tmp_path), bytes(32))
+        cache._records = dict(made._added)
+        decoder = _decoded(path, tmf_dir, cache)
+        assert _waiting(decoder) > len(decoder._entries) // 2
+        return decoder
+
+    decoder, given_none = decoded(), decoded()
+    stranger = (uuid.UUID(int=0x1234 << 64 | 5).bytes_le, 8)
+    keys = [key for key in decoder.plain_message_keys() if key != ("header", 0)] + [stranger]
+    first_installed = next(k for k, key in enumerate(keys) if type(decoder._entries.get(key)) is int) \
+        if installed else None
+    ahead = decoder.find_plain_messages(keys[:-2])
+    ahead = decoder.find_plain_messages(keys, ahead)
+    assert ahead.found[-1] is None and len(ahead.found) == len(keys)
+    for each in (decoder, given_none):     # met or made since
+        each._raw_entry(*stranger)
+        if installed:
+            each._installed_entry(each._entries[keys[first_installed]])
+    counts = [n % 7 + 1 for n in range(len(keys))]
+    assert decoder.add_plain_message_counts(keys, counts, ahead) == []
+    assert given_none.add_plain_message_counts(keys, counts) == []
+    assert decoder.summary_table() == given_none.summary_table()
+    assert sorted(decoder.summary_table()) == _loop_rows(decoder)
+    # nothing met since: what was found is what is used; a message met since: found again
+    now = decoder.find_plain_messages(keys)
+    assert decoder.find_plain_messages(keys, now).found is now.found
+    decoder._raw_entry(stranger[0], 9)
+    assert decoder.find_plain_messages(keys, now).found is not now.found
