@@ -25,6 +25,12 @@ it logs after the other took it is not in the first capture, whose ``takeovers``
 names are unique per process and capture, and a session is always stopped on exit (also on
 KeyboardInterrupt).
 
+Forked processes: a private session stays its process's own, so what a child forked during
+the capture logs (multiprocessing's "fork", a pre-fork server) reaches no session: the child's
+calls are dropped and counted in its own ``stats()``, not raised, even with ``strict=True``.
+For code that logs from several processes, capture the control GUID, with the TMF written
+first: ``trace.write_tmf(d, sources=[...])``, then ``capture(str(trace.guid), tmf=d)``.
+
 Nesting: a capture inside another one that enables the same provider takes it over while it
 runs (the one-session-per-provider rule) and gives it back on exit; the outer capture keeps
 what was logged before and after.

@@ -604,3 +604,35 @@ def test_a_kept_capture_is_private_to_its_user_as_its_trace_is(tmp_path) -> None
     for name, mode in modes.items():
         expected = 0o700 if (folder / name).is_dir() else 0o600
         assert mode == expected, (name, oct(mode))
+
+
+forked = Provider("CaptureForked", flags=("ALL",))
+
+
+def log_from(who: str, n: int) -> None:
+    forked.info(forked.flags.ALL, "%s %d", who, n)
+
+
+def _fork_and_log() -> None:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            log_from("child", 2)
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_a_forked_child_logs_into_a_guid_capture_not_a_private_one(tmp_path) -> None:
+    """As the docs say: a private session stays the parent's (the child's call is dropped,
+    not raised); capturing the control GUID with the TMF written first sees both."""
+    with capture(forked) as private:
+        log_from("parent", 1)
+        _fork_and_log()
+    assert private.texts == ["parent 1"] and private.lost == 0
+    forked.write_tmf(str(tmp_path), sources=[__file__])
+    with capture(str(forked.guid), tmf=tmp_path) as shared:
+        log_from("parent", 1)
+        _fork_and_log()
+    assert sorted(shared.texts) == ["child 2", "parent 1"] and shared.lost == 0
+    assert len({m.pid for m in shared.messages}) == 2
