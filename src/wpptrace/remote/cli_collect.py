@@ -2,7 +2,7 @@
 
     wpptrace collect --listen [HOST:]PORT [-o DIR] [--rt -p TMFDIR]
                      [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM [--allow NAME]]]
-                     [--insecure-listen] [--max-file-mb MB]
+                     [--insecure-listen] [--max-file-mb MB] [--max-total-mb MB]
                      [--max-queued-per-source-mb MB] [--max-queued-mb MB]
                      [--write-timeout SECONDS]
 
@@ -73,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MiB written to one source's file at most; past it the source is "
                              "refused (ERROR_DISK_FULL) and its file kept, readable "
                              "(default: 16384, 16 GiB)")
+    parser.add_argument("--max-total-mb", default="65536", metavar="MB",
+                        help="MiB written to all the files together at most; past it new "
+                             "sources, and buffers, are refused (ERROR_DISK_FULL) "
+                             "(default: 65536, 64 GiB)")
     parser.add_argument("--max-queued-per-source-mb", metavar="MB",
                         help="MiB of one source's buffers received and not yet written; past "
                              "it its connection is not read until its disk catches up "
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                       _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb"))
         write_timeout = seconds(args.write_timeout, "--write-timeout", least=1.0)
         max_file = _whole(args.max_file_mb, "--max-file-mb")
+        max_total = _whole(args.max_total_mb, "--max-total-mb")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
@@ -184,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
                               max_queued_per_source=None if per_source is None else per_source << 20,
                               max_queued=in_all << 20,
                               max_file_size=max_file << 20,
+                              max_total_size=max_total << 20,
                               write_timeout=write_timeout, on_source_end=on_end)
     except OSError as exc:          # the output directory (the collector's only file so far)
         complain(PROG, f"{args.output_dir}: {reason(exc, args.output_dir)}")

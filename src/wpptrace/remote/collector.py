@@ -464,6 +464,8 @@ class _Source:
         if self.writer is not None and self.file_bytes + len(data) > limit:
             raise _FileFull(f"cannot write {self.stats.path or 'its file'}: the file reached "
                             f"the size this collector allows one source ({limit} bytes)")
+        if self.writer is not None:
+            self.collector._charge_disk(len(data), self.stats.path or "its file")
         self.last_by_processor[info.processor] = info.sequence
         gap = seq - self.last_seq - 1
         self.last_seq = seq
@@ -796,7 +798,11 @@ class Collector:
     ``max_file_size``: bytes written to one source's file at most (its header buffer
     included); a buffer that would pass it is refused, ERROR_DISK_FULL, said once and counted
     in ``files_full``: the source ends, its file is closed (readable, every buffer written)
-    and a relay that comes back with its id is refused again. A source resumed without a
+    and a relay that comes back with its id is refused again. ``max_total_size``: bytes
+    written to all the files together (``disk_bytes``; a header buffer takes the whole
+    buffer size in its file, however few bytes carried it); a source whose header or buffer
+    would pass it is refused the same way, ERROR_DISK_FULL, the first said, all counted in
+    ``total_full`` (and said at the stop). A source resumed without a
     client certificate must come from the address of its first connection (anyone who
     learnt the source id could otherwise take the stream over).
     ``on_source_end(stats)`` is called
@@ -811,14 +817,16 @@ class Collector:
                  handshake_timeout: float = 10.0, resume_window: float = 300.0,
                  max_queued_per_source: Optional[int] = None, max_queued: int = 64 << 20,
                  write_timeout: float = 60.0, max_file_size: int = 16 << 30,
+                 max_total_size: int = 64 << 30,
                  on_source_end: Optional[Callable[[SourceStats], None]] = None):
         check_allow(allow, tls)
         if max_queued_per_source is None:          # (a smaller total bounds each source too)
             max_queued_per_source = min(QUEUED_PER_SOURCE, max_queued)
         if max_queued_per_source < 1 or max_queued < 1:
             raise ValueError("max_queued_per_source and max_queued must be at least 1 byte")
-        if max_file_size < 1:
-            raise ValueError(f"max_file_size must be at least 1 byte, not {max_file_size}")
+        if max_file_size < 1 or max_total_size < 1:
+            raise ValueError(f"max_file_size and max_total_size must be at least 1 byte, "
+                             f"not {max_file_size} and {max_total_size}")
         if not write_timeout > 0:
             raise ValueError(f"write_timeout must be more than 0 seconds, not {write_timeout}")
         self.listen = listen
@@ -839,6 +847,9 @@ class Collector:
         self.max_queued = max_queued
         self.write_timeout = write_timeout
         self.max_file_size = max_file_size
+        self.max_total_size = max_total_size
+        #: bytes handed to the files (header buffers included), all sources together
+        self.disk_bytes = 0
         self._queued_bytes = 0                          # all sources' queued_bytes
         self._readers: list[asyncio.Future] = []        # connections waiting for room
         self.address: Optional[tuple[str, int]] = None
@@ -854,6 +865,8 @@ class Collector:
         self.files_failed = 0
         #: sources refused because their file reached ``max_file_size``
         self.files_full = 0
+        #: sources refused, or ended, because the files reached ``max_total_size``
+        self.total_full = 0
         #: sources whose disk did not answer within ``write_timeout`` but whose writer was
         #: not given up on: ``max_connections`` writers given up on already waited for their
         #: disk (counted once per source)
@@ -1070,6 +1083,10 @@ class Collector:
                 break
             await asyncio.wait(rest)
         self._say_refusals_counted("since they were last said")
+        if self.total_full > 1:
+            log.warning("%d sources refused in all because the files of this collector "
+                        "reached the total it allows (%d bytes)", self.total_full,
+                        self.max_total_size)
         if self._closing:
             await asyncio.wait(list(self._closing))
 
@@ -1172,6 +1189,7 @@ class Collector:
                 # must not take one more for every retry of every relay
                 raise _StorageFailed(f"cannot write a file for {s.label}: {len(stuck)} "
                                      f"files still wait for a disk that does not answer")
+            self._charge_disk(len(header), f"a file for {s.label}")
             base = "_".join(_UNSAFE.sub("_", part)[:64].strip("._") or "x"
                             for part in (s.host, s.session)) + "_" + s.source_id.hex[:8]
             # a file whose creation hangs may not exist yet: its name is still its own
@@ -1190,6 +1208,14 @@ class Collector:
         if self.live is not None:
             source.view = self.live.open(s.label, header)
             source.unviewed = source.view is None
+
+    def _charge_disk(self, size: int, what: str) -> None:
+        """``size`` bytes more for the files, or _TotalFull if that passes
+        ``max_total_size``."""
+        if self.disk_bytes + size > self.max_total_size:
+            raise _TotalFull(f"cannot write {what}: the files of this collector reached the "
+                             f"total it allows ({self.max_total_size} bytes)")
+        self.disk_bytes += size
 
     def _may_give_up(self, source: _Source, seconds: float) -> bool:
         """Whether ``source``'s writer may be given up on: fewer than ``max_connections``
@@ -1389,14 +1415,22 @@ class Collector:
         except P.ProtocolError as exc:
             reason = str(exc)
             if conn is None or exc is not conn.failure:     # (else said and counted already)
-                if isinstance(exc, _FileFull):
+                level, more = logging.WARNING, ""
+                if isinstance(exc, _TotalFull):
+                    self.total_full += 1
+                    if self.total_full == 1:
+                        more = (" (each source refused for this from now on is counted, and "
+                                "the count said at the stop)")
+                    else:
+                        level = logging.DEBUG
+                elif isinstance(exc, _FileFull):
                     self.files_full += 1
                     _remember(self._full_ids, source.stats.source_id, False)
                 elif isinstance(exc, _StorageFailed):
                     self.write_failures += 1
                 else:
                     self.protocol_errors += 1
-                log.warning("%s: closed: %s", _who(source, peer), reason)
+                log.log(level, "%s: closed: %s%s", _who(source, peer), reason, more)
             # finished before the answer is sent: a relay that reconnects while it drains
             # would take the source over and carry on a stream that cannot be trusted further
             if source is not None and source.connection is conn:
@@ -1852,6 +1886,15 @@ class _Replaced(P.ProtocolError):
 class _FileFull(P.ProtocolError):
     """A source whose file reached ``max_file_size``: refused (ERROR_DISK_FULL, which a relay
     takes as final), counted in ``files_full``."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, code=ERROR_DISK_FULL)
+
+
+class _TotalFull(P.ProtocolError):
+    """A source whose header or buffer would take the collector's files past
+    ``max_total_size``: refused (ERROR_DISK_FULL, which a relay takes as final), counted in
+    ``total_full``."""
 
     def __init__(self, reason: str):
         super().__init__(reason, code=ERROR_DISK_FULL)

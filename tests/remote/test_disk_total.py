@@ -1,0 +1,76 @@
+"""The files of a collector together hold at most ``max_total_size`` bytes: a header buffer
+takes its whole buffer size in its file however few bytes carried it, so without a total any
+peer could fill the disk with connections of a few hundred bytes each."""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+
+from remote_helpers import HandRelay
+
+from wpptrace.remote import Collector
+from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_DISK_FULL
+
+
+def _header_only(collector, head, n: int):
+    """A source that sends its header buffer and END; the collector's last answer."""
+    hand = HandRelay(collector.address, len(head), f"d{n}")
+    try:
+        assert hand.answer()[0] == P.FrameType.WELCOME
+        hand.header(head)
+        hand.end(1, end_time=1)
+        answers = []
+        while (answer := hand.answer()) is not None:
+            answers.append(answer)
+        return answers[-1]
+    finally:
+        hand.close()
+
+
+def test_sources_past_the_total_are_refused_disk_full_and_counted(recorded, tmp_path,
+                                                                   caplog):
+    head, _ = recorded
+    out = tmp_path / "c"
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(out),
+                   max_total_size=3 * len(head) + len(head) // 2) as collector:
+        kinds = []
+        for n in range(6):
+            kind, _, payload = _header_only(collector, head, n)
+            kinds.append(kind if kind != P.FrameType.ERROR
+                         else struct.unpack_from("<I", payload)[0])
+        assert collector.disk_bytes == 3 * len(head)
+        assert collector.total_full == 3
+    assert kinds == [P.FrameType.ACK] * 3 + [ERROR_DISK_FULL] * 3
+    assert len(os.listdir(out)) == 3
+    said = [r.getMessage() for r in caplog.records if "reached the total" in r.getMessage()]
+    assert len(said) == 2, said          # the first refusal, then the count at the stop
+    assert said[0].startswith("d3@hand") and "(each source refused for this" in said[0]
+    assert said[1] == (f"3 sources refused in all because the files of this collector "
+                       f"reached the total it allows ({3 * len(head) + len(head) // 2} "
+                       f"bytes)")
+
+
+def test_a_source_whose_buffer_would_pass_the_total_is_ended_disk_full(recorded, tmp_path):
+    head, buffers = recorded
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_total_size=len(head) + 2 * len(buffers[0])) as collector:
+        hand = HandRelay(collector.address, len(head), "long")
+        try:
+            assert hand.answer()[0] == P.FrameType.WELCOME
+            hand.header(head)
+            for sequence, buffer in enumerate(buffers[:3], 1):
+                hand.buffer(sequence, buffer)
+            answers = []
+            while (answer := hand.answer()) is not None:
+                answers.append(answer)
+        finally:
+            hand.close()
+        assert collector.total_full == 1
+        assert collector.wait_for(lambda ss: all(s.closed for s in ss))
+        (source,) = collector.sources
+    kind, _, payload = answers[-1]
+    assert kind == P.FrameType.ERROR and struct.unpack_from("<I", payload)[0] == ERROR_DISK_FULL
+    assert os.path.getsize(source.path) == len(head) + 2 * len(buffers[0])
