@@ -493,17 +493,19 @@ def _start_failed(rc: int, name: str, properties: EVENT_TRACE_PROPERTIES) -> Non
     check(rc, call, str(properties.LogFileName) if about_the_file else None)
 
 
-def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES) -> int:
+def StartTrace(name: str, properties: EVENT_TRACE_PROPERTIES, *, ends_with_caller: bool = False) -> int:
     """Start session ``name``; returns its handle and fills ``properties``' outputs.
 
     The session runs in a host process of its own (started here) until ControlTrace STOP
     from any process of this user, or ``wpptrace session stop``; with
     EVENT_TRACE_PRIVATE_LOGGER_MODE it runs in this process, for this process's providers
-    only, and stops at exit."""
+    only, and stops at exit. ``ends_with_caller`` (wpptrace's own): the host stops the session
+    (its file completed) once this process has ended, however it ended (killed, crashed)."""
     raw = _encode_name(name)
     block, p = properties._to_c()
     out = ffi.new("uint64_t *")
-    rc = lib.StartTraceA(out, raw, p)
+    options = lib.WPPTRACE_START_ENDS_WITH_CALLER if ends_with_caller else 0
+    rc = lib.wpptrace_start_trace(out, raw, p, options)
     if rc != lib.ERROR_SUCCESS:
         _start_failed(rc, name, properties)
     properties._from_c(p)

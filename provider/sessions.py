@@ -166,11 +166,13 @@ class TraceSession:
     succeeded, else it is added to the block's exception as a note). Keyword arguments are EVENT_TRACE_PROPERTIES
     fields; ``logfile`` sets LogFileName (and FILE_MODE_SEQUENTIAL unless a file mode is given).
     The session belongs to this object: it is stopped when this process exits, unless
-    ``keep_running=True`` leaves it to run on in its host process (as StartTrace does).
+    ``keep_running=True`` leaves it to run on in its host process (as StartTrace does);
+    ``ends_with_caller=True`` makes its host stop it when this process has ended, also when
+    it was killed (StartTrace's ``ends_with_caller``).
     """
 
     def __init__(self, name: str, logfile: str | os.PathLike | None = None, *,
-                 keep_running: bool = False, **properties: Any):
+                 keep_running: bool = False, ends_with_caller: bool = False, **properties: Any):
         props = api.EVENT_TRACE_PROPERTIES(**properties)
         if logfile is not None:
             props.LogFileName = os.fspath(logfile)
@@ -178,7 +180,7 @@ class TraceSession:
                 props.LogFileMode |= lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
         self.name = name
         self.properties = props
-        self.handle = api.StartTrace(name, props)
+        self.handle = api.StartTrace(name, props, ends_with_caller=ends_with_caller)
         self.stopped = False
         if not keep_running:
             _scoped.add(self)

@@ -664,6 +664,8 @@ typedef struct wpt_session {
     uint32_t enable_flags;
     int32_t  age_limit;
     uint32_t nslots;                 /* processor streams: ncpu, or 1 */
+    int ends_with_caller;            /* WPPTRACE_START_ENDS_WITH_CALLER: its host stops it when
+                                      * the process that started it ends */
 
     /* clock */
     int64_t start_raw;               /* raw clock at StartTime */

@@ -373,8 +373,10 @@ static int hand_out_if_host(uint32_t slot, uint32_t generation, const wpt_proces
     return ours;
 }
 
-static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
+static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide,
+                          ULONG options) {
     if (!handle || !name || !*name || !p) return ERROR_INVALID_PARAMETER;
+    if (options & ~(ULONG)WPPTRACE_START_ENDS_WITH_CALLER) return ERROR_INVALID_PARAMETER;
     if (p->Wnode.BufferSize < sizeof *p) return ERROR_BAD_LENGTH;
     if (!wpt_valid_name(name)) return ERROR_INVALID_PARAMETER;
     uint32_t mode = p->LogFileMode;
@@ -447,6 +449,7 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
     s->clock_type = clock;
     s->enable_flags = p->EnableFlags;
     s->age_limit = p->AgeLimit;
+    s->ends_with_caller = (options & WPPTRACE_START_ENDS_WITH_CALLER) != 0;
     rc = wpt_session_prepare(s, priv);
     wpt_wire_props props;
     if (rc == ERROR_SUCCESS && priv) {
@@ -509,22 +512,27 @@ static ULONG start_common(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PRO
 
 /* The entry points below wait (hosts' replies, JOINs, callbacks) with locks held: they run
  * with cancellation held off (see wpt_cancel_hold). */
-static ULONG start_uncancelled(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide) {
+static ULONG start_uncancelled(PTRACEHANDLE handle, const char *name, EVENT_TRACE_PROPERTIES *p, int wide,
+                               ULONG options) {
     int state = wpt_cancel_hold();
-    ULONG rc = start_common(handle, name, p, wide);
+    ULONG rc = start_common(handle, name, p, wide, options);
     wpt_cancel_restore(state);
     return rc;
 }
 
 ULONG StartTraceA(PTRACEHANDLE handle, LPCSTR name, EVENT_TRACE_PROPERTIES *p) {
-    return start_uncancelled(handle, name, p, 0);
+    return start_uncancelled(handle, name, p, 0, 0);
+}
+
+ULONG wpptrace_start_trace(PTRACEHANDLE handle, LPCSTR name, EVENT_TRACE_PROPERTIES *p, ULONG options) {
+    return start_uncancelled(handle, name, p, 0, options);
 }
 
 ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) {
     char utf8[WPT_MAX_NAME];
     if (!name) return ERROR_INVALID_PARAMETER;
     if (wpt_utf16_to_utf8(name, utf8, sizeof utf8) != 0) return ERROR_INVALID_PARAMETER;
-    return start_uncancelled(handle, utf8, p, 1);
+    return start_uncancelled(handle, utf8, p, 1, 0);
 }
 
 /* ---- ControlTrace ----------------------------------------------------------------------- */

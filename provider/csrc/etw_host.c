@@ -529,9 +529,34 @@ static int pump(conn *c, wpt_frame *f) {
     }
 }
 
+/* The process that spawned this host (StartTrace's caller), told before the fork. */
+static wpt_process_ref g_caller;
+
+/* WPPTRACE_START_ENDS_WITH_CALLER: the host stops the session once its caller has ended,
+ * watched through a pidfd (readable then), else (no pidfd: an old kernel, a sandbox refusing
+ * the call) by its pid and start time each second. */
+static int g_watch_caller, g_caller_fd = -1;
+
+/* 1 once the caller has ended (its pid gone, or another process's now); its start unknown or
+ * unreadable: 0 (it is not taken for ended on a guess). */
+static int caller_ended(void) {
+    return g_caller.start && wpt_process_is(g_caller.pid, g_caller.start) == 0;
+}
+
+/* Start watching the caller. Called before the caller is answered: it waits for that answer,
+ * so the pid is its own unless it was killed meanwhile, which its start time tells (then it
+ * has ended: 1, the session is not started). */
+static int watch_caller(void) {
+    g_watch_caller = 1;
+#ifdef SYS_pidfd_open
+    g_caller_fd = (int)syscall(SYS_pidfd_open, (pid_t)g_caller.pid, 0);   /* close-on-exec */
+#endif
+    return caller_ended();
+}
+
 static void serve(wpt_session *s, int listen_fd, const char *path, const struct stat *mine) {
     conn *conns = calloc(MAX_CONNS, sizeof *conns);
-    struct pollfd *pfd = calloc(MAX_CONNS + 3, sizeof *pfd);
+    struct pollfd *pfd = calloc(MAX_CONNS + 4, sizeof *pfd);
     int done_pipe[2];
     if (!conns || !pfd || pipe2(done_pipe, O_CLOEXEC) != 0) {
         free(conns);
@@ -552,6 +577,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
         pfd[n++] = (struct pollfd){listen_fd, wpt_mono_ms() < accept_paused_until ? 0 : POLLIN, 0};
         pfd[n++] = (struct pollfd){g_signal_pipe[0], POLLIN, 0};
         pfd[n++] = (struct pollfd){done_pipe[0], POLLIN, 0};
+        pfd[n++] = (struct pollfd){stopping ? -1 : g_caller_fd, POLLIN, 0};   /* -1: not polled */
         for (int i = 0; i < MAX_CONNS; i++)
             if (conns[i].fd >= 0) pfd[n++] = (struct pollfd){conns[i].fd, POLLIN, 0};
         int rc = poll(pfd, (nfds_t)n, 500);
@@ -574,8 +600,18 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
             wpt_host_log("SIGTERM: stopping");
             start_stop = 1;
         }
+        if (pfd[3].revents && !stopping) {
+            wpt_host_log("the process that started the session (pid %u) ended: stopping",
+                         (unsigned)g_caller.pid);
+            start_stop = 1;
+        }
         if (now >= next_check) {
             next_check = now + 1000;
+            if (!stopping && g_watch_caller && g_caller_fd < 0 && caller_ended()) {
+                wpt_host_log("the process that started the session (pid %u) ended: stopping",
+                             (unsigned)g_caller.pid);
+                start_stop = 1;
+            }
             if (!stopping && !socket_still_ours(path, mine)) {
                 wpt_host_log("the control socket %s/%s was removed: stopping", wpt_runtime_dir_name(),
                              strrchr(path, '/') + 1);
@@ -624,7 +660,7 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
                 conns[slot] = (conn){.fd = fd, .pid = pid, .since = now};
             }
         }
-        for (int k = 3; k < n; k++) {
+        for (int k = 4; k < n; k++) {
             if (!pfd[k].revents) continue;
             conn *c = NULL;
             for (int i = 0; i < MAX_CONNS && !c; i++)
@@ -665,9 +701,6 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
     free(conns);
     free(pfd);
 }
-
-/* The process that spawned this host (StartTrace's caller), told before the fork. */
-static wpt_process_ref g_caller;
 
 /* The slot's entry is still the one the host's caller claimed. A caller that died while its
  * host started left an entry that counts as free: a newer session may have the slot, and its
@@ -760,6 +793,8 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
         if (rc == ERROR_SUCCESS) rc = listen_if_ours(s, slot, path, log_path, &listen_fd, &bound);
     }
     if (rc == ERROR_SUCCESS) WPT_TEST_POINT(WPT_POINT_HOST_BOUND);
+    if (rc == ERROR_SUCCESS && s->ends_with_caller && watch_caller())
+        rc = ERROR_WMI_INSTANCE_NOT_FOUND;          /* its caller was killed while it started */
     if (rc == ERROR_SUCCESS) rc = wpt_session_run(s);
     WPT_TEST_POINT(WPT_POINT_HOST_RUNNING);
     if (rc == ERROR_SUCCESS) {

@@ -145,6 +145,17 @@ ULONG EnableTraceEx2(TRACEHANDLE TraceHandle, LPCGUID ProviderId, ULONG ControlC
                      ULONGLONG MatchAnyKeyword, ULONGLONG MatchAllKeyword, ULONG Timeout,
                      PVOID EnableParameters);
 
+/* StartTraceA with wpptrace's own options (0: as StartTraceA):
+ * WPPTRACE_START_ENDS_WITH_CALLER  the session ends with the process that started it: its host
+ *     watches that process (a pidfd; without one, its pid and start time each second) and
+ *     stops the session as STOP does (its file completed) once the process has ended, however
+ *     it ended (a test runner killed, a crash). A session of StartTrace outlives its starter,
+ *     as on Windows; a test helper's is not meant to. A private session ends with its process
+ *     anyway. */
+#define WPPTRACE_START_ENDS_WITH_CALLER 0x1
+ULONG wpptrace_start_trace(PTRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
+                           ULONG Options);
+
 /* Every session the calling user runs (PropertyArray[i] prepared as for ControlTrace). */
 ULONG QueryAllTracesA(EVENT_TRACE_PROPERTIES **PropertyArray, ULONG PropertyArrayCount,
                       ULONG *LoggerCount);

@@ -23,7 +23,8 @@ capturing one control GUID at once (two pytest-xdist workers) take it from each 
 it logs after the other took it is not in the first capture, whose ``takeovers``,
 ``report()`` and a :class:`CaptureWarning` say so (run such tests in one worker). Session
 names are unique per process and capture, and a session is always stopped on exit (also on
-KeyboardInterrupt).
+KeyboardInterrupt; a control GUID's session, run by a host process, is stopped by its host when
+the process that started it ends, also when it is killed).
 
 Forked processes: a private session stays its process's own, so what a child forked during
 the capture logs (multiprocessing's "fork", a pre-fork server) reaches no session: the child's
@@ -292,9 +293,12 @@ class Capture:
         if all(t.local for t in self._targets):
             mode |= EVENT_TRACE_PRIVATE_LOGGER_MODE
         with _active_lock:
+            # a control GUID's session runs in a host process: it ends with this process
+            # also when this one is killed (a hung test, a crashed worker)
             self._session = TraceSession(self.session_name, self.etl_path, LogFileMode=mode,
                                          BufferSize=BUFFER_SIZE_KB, MinimumBuffers=MIN_BUFFERS,
-                                         MaximumBuffers=MAX_BUFFERS, FlushTimer=FLUSH_TIMER_S)
+                                         MaximumBuffers=MAX_BUFFERS, FlushTimer=FLUSH_TIMER_S,
+                                         ends_with_caller=True)
             self.running = True
             try:
                 for target in self._targets:
