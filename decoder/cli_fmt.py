@@ -395,6 +395,10 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
         print(f"{opts.prog}: error: {columnar_only} is for -f parquet and -f arrow, not "
               f"-f {opts.output_format}", file=err)
         return EXIT_USAGE
+    if opts.output_format in COLUMNAR and opts.jobs > 1:     # (0: as many as pay, here one)
+        print(f"{opts.prog}: error: -j {opts.jobs} is for -f text, -f csv and -f jsonl, not "
+              f"-f {opts.output_format} (written by one process)", file=err)
+        return EXIT_USAGE
     # -display copies the text to stdout, unless the output is where stdout goes (-o /dev/stdout,
     # the file or pipe stdout is): there the text is shown once
     display = opts.display and opts.output not in (None, "-") and not outputs.same_file_as_stream(
@@ -964,7 +968,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
                         help="processes decoding one file into text, CSV or JSON Lines "
                              "(default: one per core for a file of 16 MB or more written to a "
-                             "file, else 1)")
+                             "file, else 1; parquet/arrow: one)")
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="compile every message this run needs, and keep none of them for the "
                              "next run (see also WPPTRACE_NO_CACHE, WPPTRACE_CACHE_DIR)")

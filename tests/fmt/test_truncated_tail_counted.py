@@ -52,14 +52,15 @@ def test_the_cut_is_counted_once(tmp_path, fmt_data, fmt_tmf, where, output_form
     at, damaged = CUTS[where]
     path = _cut(tmp_path, fmt_data, at)
     lines = {}
-    for jobs in (1, 2):
+    jobs_taken = (1, 2) if output_format == "text" else (1,)    # (-j: text outputs)
+    for jobs in jobs_taken:
         out = tmp_path / f"out{jobs}.{output_format}"
         code, _stdout, err = run_fmt_capture(path, tmf_dirs=[str(fmt_tmf)], output=str(out),
                                              output_format=output_format, verbose=True,
                                              jobs=jobs, cache=False)
         assert code == 1, err            # the truncation is reported whatever it lost
         lines[jobs] = _completion(err)
-    assert lines[2] == lines[1]
+    assert all(lines[jobs] == lines[1] for jobs in jobs_taken)
     assert len(lines[1]) == 1
     if damaged:
         assert lines[1][0].endswith(f" :: Damaged Records: {damaged}, Skipped Buffers: 0")
