@@ -252,6 +252,9 @@ class _DiskWriter:
                     self._close(a, b)
                     return
                 op(a, b)
+                # not kept while the next job is awaited, which may be for as long as the
+                # source lives: its last buffer (or the header, in the creation's closure)
+                del op, a, b
         finally:
             self.finished.set()
 
