@@ -189,3 +189,25 @@ def test_the_output_directory_is_made_only_as_the_last_step_of_its_path(tmp_path
     assert cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(made), "-q"]) == 1
     assert "cannot listen" in capsys.readouterr().err
     assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def test_an_output_directory_refused_for_another_reason_is_not_said_missing_a_parent(
+        tmp_path, monkeypatch):
+    """mkdir says ENOENT for other reasons than a missing parent (``-o /proc/x``): the
+    parent exists, so the OS's error is said, not "there is no directory /proc"."""
+    import errno
+    import os
+
+    from wpptrace.winerror import Win32Error
+
+    target = tmp_path / "x"
+
+    def refuse(path, mode=0o777):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+    monkeypatch.setattr(os, "mkdir", refuse)
+    with pytest.raises(Win32Error) as caught:
+        collector_module._output_directory(str(target))
+    assert caught.value.name == "ERROR_FILE_NOT_FOUND"
+    assert "there is no directory" not in str(caught.value)
+    assert str(target) in str(caught.value)

@@ -761,8 +761,10 @@ def _output_directory(path: str) -> None:
     except FileExistsError:
         if not os.path.isdir(path):
             raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: not a directory", filename=path) from None
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
         parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(parent):       # (mkdir said ENOENT for another reason: /proc/x)
+            raise as_win32(exc) from None
         raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: there is no directory {parent} (only the "
                          f"last directory of the path is made)", filename=path) from None
     except NotADirectoryError:
