@@ -39,9 +39,11 @@ TMFs. Needs valgrind.
 With ``--worker-last`` (``-j``), this process takes no window after its first: it waits while the
 workers decode the rest and they end last, as in most runs (the steps of the run's end then count
 what the parent does once their last results are in; without it, which process ends last varies).
+With ``--parent-last``, the workers take none after theirs: this process decodes the rest and ends
+last, their results all in (its end then does what its wait would have done).
 
 Usage: python3 benchmarks/bench_fmt_steps.py [--events N (default 1000)] [--jobs N]
-       [--steps load_tmfs,finish,...] [--cache both|off|warm] [--worker-last]
+       [--steps load_tmfs,finish,...] [--cache both|off|warm] [--worker-last | --parent-last]
 """
 from __future__ import annotations
 
@@ -115,16 +117,17 @@ STEPS = {
 }
 
 
-def child(step: str, path: str, jobs: int, output: str, worker_last: bool = False) -> int:
-    """``--child``: one fmt run with ``step`` called through ``operator.call`` (``worker_last``:
-    this process takes no window after its first)."""
+def child(step: str, path: str, jobs: int, output: str, last: str | None = None) -> int:
+    """``--child``: one fmt run with ``step`` called through ``operator.call`` (``last``:
+    "worker", this process takes no window after its first; "parent", the workers take none
+    after theirs)."""
     import importlib
 
     from wpptrace.decoder import cli_fmt, parallel
 
-    if worker_last:
+    if last is not None:
         parent, real_take = os.getpid(), parallel._take
-        parallel._take = lambda fd: None if os.getpid() == parent else real_take(fd)
+        parallel._take = lambda fd: None if (os.getpid() == parent) == (last == "worker") else real_take(fd)
 
     module, owner, name = STEPS[step]
     target = importlib.import_module(module)
@@ -142,19 +145,20 @@ def child(step: str, path: str, jobs: int, output: str, worker_last: bool = Fals
 
 
 def counted(tmp: str, step: str, path: pathlib.Path, jobs: int, cache: str | None,
-            worker_last: bool = False) -> list[int]:
+            last: str | None = None) -> list[int]:
     """Instructions of ``step`` in every process of one run (the first one started first)."""
     name = f"{step}-{'warm' if cache else 'off'}"
     return instructions(os.path.join(tmp, name),
                         [__file__, "--child", step, str(path), str(jobs), os.path.join(tmp, f"{name}.txt"),
-                         *(["--worker-last"] if worker_last else [])],
+                         *([f"--{last}-last"] if last else [])],
                         fmt_env(cache), toggle="_operator_call*")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        return child(argv[1], argv[2], int(argv[3]), argv[4], argv[5:] == ["--worker-last"])
+        last = {"--worker-last": "worker", "--parent-last": "parent"}.get(argv[5]) if argv[5:] else None
+        return child(argv[1], argv[2], int(argv[3]), argv[4], last)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=1)
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker-last", action="store_true",
                     help="with -j: this process takes no window after its first, so it waits for the "
                          "workers and they end last (the end of the run as most runs have it)")
+    ap.add_argument("--parent-last", action="store_true",
+                    help="with -j: the workers take no window after their first, so this process decodes "
+                         "the rest and ends last (its end then does what its wait would have)")
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("valgrind is needed (apt install valgrind)")
@@ -193,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for step in steps:
             cells = []
             for where in runs:
-                counts = counted(tmp, step, path, args.jobs, where, args.worker_last)
+                last = "worker" if args.worker_last else "parent" if args.parent_last else None
+                counts = counted(tmp, step, path, args.jobs, where, last)
                 cells.append(", ".join(f"{count / 1e6:,.2f}" for count in counts) + " M")
             print(f"  {step:<16} {cells[0]:>22}" + "".join(f" / {cell}" for cell in cells[1:]))
     return 0

@@ -313,8 +313,9 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
 def _idle_work(decoder, share, summary: bool, waiting=None, merge: "_Merge | None" = None):
     """What this process does once its windows are decoded, when it first waits for the
     workers (``_Assembly.idle``), rather than after them: its messages' rows of the summary
-    table made (``summary``), the messages of the workers' keys so far found (``merge``: their
-    counts are added at the end), the caller's ``waiting`` work, and, with no program cache (which
+    table made (``summary``), the messages of the workers' keys found again if it met
+    messages since they were (``merge``: their counts are added at the end), the caller's
+    ``waiting`` work, and, with no program cache (which
     takes the workers' records from it at the end: ``_keep_shared``), the shared table let go
     of (a 68 MB mapping: up to 0.9 ms to unmap; a rest this process decodes itself, a window
     having started wrong, compiles its own messages)."""
@@ -683,8 +684,6 @@ class _Assembly:
                         self.ended[k] = message[6]
                     worker.keys += message[5]
                     self.keys_came = self.keys_came or bool(message[5])
-                    for key in message[5]:    # hashed now (a GUID's bytes keep their hash):
-                        hash(key)             # the merge at the end finds them faster
                 elif kind == "done":
                     worker.payload = k
                     worker.keys += k["keys"]
@@ -701,6 +700,9 @@ class _Assembly:
         self._append()
         if self.merge is not None:        # (news or not: this process's windows come too)
             self.merge.windows(len(self.windows))
+            if self.keys_came:            # (found again once its windows are decoded, if
+                self.keys_came = False    # messages were met since: at its first wait)
+                self.merge.find_ahead(again=self.idle is None)
 
     def wait(self, seconds: float) -> None:
         """Wait up to ``seconds`` for news from a worker, then pump."""
@@ -710,9 +712,6 @@ class _Assembly:
         if live and not wait_readable(live, seconds):
             time.sleep(seconds)                  # (no wait to be had: looked at in turn)
         self.pump()
-        if self.keys_came and self.idle is None and self.merge is not None:
-            self.keys_came = False        # (its windows decoded: its messages stay as they are)
-            self.merge.find_ahead()
 
     def check(self) -> None:
         """Wait up to ``_POLL`` for news from a worker (this process's windows all decoded:
@@ -962,14 +961,15 @@ class _Merge:
         #: worker -> the messages of its keys so far, found ahead (``find_ahead``)
         self.found: dict = {}
 
-    def find_ahead(self) -> None:
-        """Find the messages of the workers' keys come so far, for ``end`` (this process's
-        windows decoded: found while it waits, at its first wait and as more keys come, not
-        after the workers' last results)."""
+    def find_ahead(self, again: bool = True) -> None:
+        """Find the messages of the workers' keys come so far, for ``end``: as they come, while
+        this process decodes its windows or waits, not after the workers' last results.
+        ``again``: those found before are found again if messages were met since (once this
+        process's windows are decoded: its first wait), else left as they are until then."""
         for worker in self.output.workers:
             found = self.found.get(worker)
-            if len(worker.keys) > (0 if found is None else len(found.found)):   # (keys came)
-                self.found[worker] = self.decoder.find_plain_messages(worker.keys, found)
+            if worker.keys:
+                self.found[worker] = self.decoder.find_plain_messages(worker.keys, found, again)
 
     def windows(self, limit: int, checked: bool = True) -> None:
         """Add the windows from ``next`` on that are in, up to ``limit``; ``checked``: only while

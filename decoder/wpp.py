@@ -1605,15 +1605,21 @@ class WppDecoder:
                 entry.count += count
             self._counted += 1
 
-    def find_plain_messages(self, keys: list[tuple],
-                            ahead: _FoundMessages | None = None) -> _FoundMessages:
+    def find_plain_messages(self, keys: list[tuple], ahead: _FoundMessages | None = None,
+                            again: bool = True) -> _FoundMessages:
         """The messages of ``keys`` (``plain_message_keys``' form) as
         ``add_plain_message_counts`` finds them, to hand it later (fmt -j's parent finds a
-        worker's while it waits: each is two dict lookups by a tuple, whose hash is not kept).
+        worker's as they come: each is two dict lookups by a tuple, whose hash is not kept).
         ``ahead``: found before for the first keys (a list that only grows), kept while no
-        message was met or made an entry of since, else found again."""
+        message was met or made an entry of since, else found again (``again``; else
+        ``ahead`` is given back as it is, to be found again later, once)."""
         state = (len(self._entries), len(self._raw_entries))
-        found = ahead.found if ahead is not None and ahead.state == state else []
+        found = []
+        if ahead is not None:
+            if ahead.state == state:
+                found = ahead.found
+            elif not again:
+                return ahead
         if len(found) < len(keys):
             rest = keys[len(found):]
             more = map(self._raw_entries.get, rest)

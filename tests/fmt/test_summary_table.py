@@ -219,7 +219,8 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
     ``add_plain_message_counts`` the messages it would find itself: the same counts added as
     by a decoder given none; found again for a key not met when they were found and met since,
     and for an installed message whose entry was made since (its count then in the entry).
-    Kept while no message was met or made an entry of."""
+    Kept while no message was met or made an entry of (and, asked not to find them again,
+    left as they are)."""
     path, tmf_dir = driver
     made = ProgramCache(str(tmp_path), bytes(32))
     if installed:
@@ -255,4 +256,5 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
     now = decoder.find_plain_messages(keys)
     assert decoder.find_plain_messages(keys, now).found is now.found
     decoder._raw_entry(stranger[0], 9)
+    assert decoder.find_plain_messages(keys, now, again=False) is now    # (left to be found later)
     assert decoder.find_plain_messages(keys, now).found is not now.found
