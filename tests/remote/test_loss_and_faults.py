@@ -522,7 +522,7 @@ def test_sent_buffers_let_go_count_as_dropped_only_from_where_the_collector_resu
     from wpptrace.remote.relay import _Outbox
 
     def two_let_go() -> _Outbox:
-        outbox = _Outbox(2)
+        outbox = _Outbox(2, 1 << 20)
         outbox.put(b"1"), outbox.put(b"2")
         outbox.take(), outbox.take()            # both sent
         outbox.put(b"3"), outbox.put(b"4")      # 1 and 2 let go before any ACK

@@ -113,3 +113,16 @@ def test_a_session_that_is_not_running_is_said_as_fmt_rt_says_it(capsys):
         f"wpptrace relay: real-time session {name!r}: no session of this user by that name "
         f"delivers in real time (ERROR_WMI_INSTANCE_NOT_FOUND); start one with "
         f"'wpptrace session start {name} --realtime'\n"))
+
+
+def test_the_relays_outbox_is_bounded_in_bytes_too(recorded):
+    """With 1 MiB buffers, 1024 of them would be 1 GiB on the traced machine: the outbox is
+    bounded in bytes too; past it new buffers are dropped whole and counted."""
+    from wpptrace.remote import Relay
+
+    head, buffers = recorded
+    relay = Relay(("127.0.0.1", 9), buffer_size=len(head), max_queue_bytes=4 * len(head))
+    assert relay.add(head)
+    taken = [relay.add(buffers[n % len(buffers)]) for n in range(10)]
+    assert taken == [True] * 4 + [False] * 6
+    assert relay.stats.relay_dropped == 6 and relay._outbox.bytes == 4 * len(head)

@@ -1,7 +1,7 @@
 """``wpptrace relay``: send a live session's buffers to a collector.
 
     wpptrace relay SESSION --to HOST:PORT [--tls [--ca PEM] [--cert PEM --key PEM]]
-                   [--max-queue N] [--linger SECONDS] [--linger-limit SECONDS]
+                   [--max-queue N] [--max-queue-mb MB] [--linger SECONDS] [--linger-limit SECONDS]
                    [--stop-limit SECONDS]
 
 Runs until the session stops (then the collector's file is complete) or until interrupted:
@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=1024, metavar="N",
                         help="buffers held while the network is slow; more are dropped and "
                              "counted (default: 1024)")
+    parser.add_argument("--max-queue-mb", type=int, default=64, metavar="MB",
+                        help="... and MiB they take at most (one buffer at least; default: 64)")
     parser.add_argument("--linger", default="30", metavar="SECONDS",
                         help="once the session stopped (or the relay was interrupted), give "
                              "up delivering what is left after this long without progress "
@@ -97,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     if not address[0]:
         complain(PROG, f"--to {args.to!r}: give the collector's host")
         return 2
+    if args.max_queue_mb < 1:
+        complain(PROG, "--max-queue-mb must be at least 1")
+        return 2
     if args.max_queue < 1:
         complain(PROG, "--max-queue must be at least 1")
         return 2
@@ -116,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
     try:
         relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
-                      max_queue=args.max_queue, source_id=args.source_id, host=args.host_name,
+                      max_queue=args.max_queue, max_queue_bytes=args.max_queue_mb << 20,
+                      source_id=args.source_id, host=args.host_name,
                       linger=linger, linger_limit=linger_limit, stop_limit=stop_limit)
     except ValueError as exc:
         complain(PROG, f"{exc} (give another with --host-name NAME)")

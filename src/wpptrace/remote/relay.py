@@ -5,8 +5,9 @@ Three parts, so that the network can never slow the traced application down:
 * a **pump** thread reads the session as a real-time consumer
   (``wpptrace.provider.sessions.subscribe_realtime``) and puts each buffer in the outbox; it
   only ever copies, so the session's own queue for the relay stays short;
-* the **outbox** holds at most ``max_queue`` buffers (sent ones kept until the collector
-  acknowledges them, for resuming); when it is full the oldest sent one is let go, or if
+* the **outbox** holds at most ``max_queue`` buffers and ``max_queue_bytes`` bytes (sent
+  ones kept until the collector acknowledges them, for resuming; one buffer at least, the
+  header buffer aside); when it is full the oldest sent one is let go, or if
   none was sent the new buffer is dropped whole and counted (``relay_dropped``); a sent one
   let go is counted too once its connection broke before the collector acknowledged it;
 * a **sender** (asyncio, its own thread) connects, says HELLO, resumes where the collector
@@ -107,8 +108,10 @@ class RelayStats:
 class _Outbox:
     """Buffers waiting to be sent or acknowledged, bounded; shared by the pump and the sender."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, max_bytes: int):
         self.limit = max(1, limit)
+        self.max_bytes = max_bytes
+        self.bytes = 0              # of ``items``
         self.lock = threading.Lock()
         self.items: collections.deque[tuple[int, bytes]] = collections.deque()
         self.header: Optional[bytes] = None
@@ -126,9 +129,10 @@ class _Outbox:
         with self.lock:
             seq = self.next_seq
             self.next_seq += 1
-            if len(self.items) >= self.limit:
+            while self.items and (len(self.items) >= self.limit
+                                  or self.bytes + len(buffer) > self.max_bytes):
                 if self.items[0][0] < self.send_from:     # sent, not yet acknowledged: let go
-                    first = self.items.popleft()[0]
+                    first = self._pop()
                     if self.let_go and self.let_go[-1][1] == first:
                         self.let_go[-1][1] = first + 1
                     else:
@@ -137,13 +141,20 @@ class _Outbox:
                     self.dropped += 1
                     return False
             self.items.append((seq, buffer))
+            self.bytes += len(buffer)
         self.wake()
         return True
+
+    def _pop(self) -> int:
+        """Let the oldest buffer go (under the lock); its sequence."""
+        seq, buffer = self.items.popleft()
+        self.bytes -= len(buffer)
+        return seq
 
     def acknowledge(self, upto: int) -> None:
         with self.lock:
             while self.items and self.items[0][0] < upto:
-                self.items.popleft()
+                self._pop()
             self._delivered(upto)
 
     def _delivered(self, upto: int) -> None:
@@ -165,7 +176,7 @@ class _Outbox:
         let go from ``at`` on never arrived: they are dropped."""
         with self.lock:
             while self.items and self.items[0][0] < at:
-                self.items.popleft()
+                self._pop()
             self._delivered(at)
             self.dropped += sum(end - first for first, end in self.let_go)
             self.let_go.clear()
@@ -202,7 +213,8 @@ class Relay:
     (``wpptrace.remote.tls.client_context``), None for plain TCP; ``server_hostname``: the
     name the collector's certificate must carry (default: the host). ``host``: the host
     name the collector shows (default: this host's; letters, digits, ".", "-" and "_" only,
-    ValueError otherwise). ``max_queue``: buffers held at most. ``start()`` subscribes (Win32Error if there is no such real-time session)
+    ValueError otherwise). ``max_queue``: buffers held at most, ``max_queue_bytes``: bytes
+    (one buffer at least). ``start()`` subscribes (Win32Error if there is no such real-time session)
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
     is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
     deliver it gives up after ``linger`` seconds without progress (no ACK of more buffers,
@@ -223,7 +235,8 @@ class Relay:
 
     def __init__(self, to, *, session: Optional[str] = None, buffer_size: int = 0,
                  tls: Optional[ssl.SSLContext] = None, server_hostname: Optional[str] = None,
-                 max_queue: int = 1024, source_id: Optional[uuid.UUID] = None,
+                 max_queue: int = 1024, max_queue_bytes: int = 64 << 20,
+                 source_id: Optional[uuid.UUID] = None,
                  host: Optional[str] = None, name: Optional[str] = None,
                  stats_interval: float = 1.0, connect_timeout: float = 10.0,
                  linger: float = 30.0, linger_limit: float = 300.0, max_backoff: float = 5.0,
@@ -265,7 +278,7 @@ class Relay:
         #: exits 1)
         self.read_failure: Optional[str] = None
         self.refused: Optional[RelayRefused] = None
-        self._outbox = _Outbox(max_queue)
+        self._outbox = _Outbox(max_queue, max_queue_bytes)
         self._subscription = None
         self._stop = threading.Event()
         self._done = threading.Event()
