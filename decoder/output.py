@@ -180,8 +180,12 @@ class CsvRows:
 
 
 def filetime_to_iso(filetime: int) -> str:
-    """FILETIME -> ISO 8601 UTC with all seven fractional digits, e.g. ``2026-07-31T03:16:11.4509410Z``."""
+    """FILETIME -> ISO 8601 UTC with all seven fractional digits, e.g. ``2026-07-31T03:16:11.4509410Z``.
+    A time from year 10000 on has no such text: ValueError (it read as a day of year 9999)."""
     from .prefix import _civil_from_unix  # one calendar routine for the package
+
+    if filetime >= ISO_END_FILETIME:
+        raise ValueError(f"FILETIME {filetime} is past year 9999: ISO 8601 has four digits for the year")
 
     seconds, ticks = divmod(filetime, FILETIME_TICKS_PER_SECOND)
     y, mo, d, h, mi, s = _civil_from_unix(seconds - UNIX_EPOCH_SECONDS)

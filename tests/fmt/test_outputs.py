@@ -5,6 +5,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from fmthelp import run_fmt_capture
 
 from wpptrace.decoder.output import (
@@ -107,6 +109,10 @@ def test_text_writer_batches_and_iso_time():
     writer.flush()
     assert sink.getvalue().splitlines() == [str(i) for i in range(7)]
     assert filetime_to_iso(132321950169170001) == "2020-04-24T09:43:36.9170001Z"
+    from wpptrace.decoder.timestamps import ISO_END_FILETIME
+    assert filetime_to_iso(ISO_END_FILETIME - 1) == "9999-12-31T23:59:59.9999999Z"
+    with pytest.raises(ValueError, match="past year 9999"):   # it gave a day of year 9999
+        filetime_to_iso(3_000_000_000_000_000_000)
 
 
 def test_csv_rows_quote_as_the_csv_module_does():
