@@ -43,7 +43,11 @@ def _collector(out: pathlib.Path, send_buffer: int = 0):
     SO_SNDBUF of its listening socket, which the connections it accepts inherit (0: the
     system's)."""
     log = _Records()
-    logging.getLogger("wpptrace.remote").addHandler(log)
+    logger = logging.getLogger("wpptrace.remote")
+    logger.addHandler(log)
+    # (the lines about sources past a number a minute go to the debug level: the tests
+    # that share one collector look for theirs whatever the number before them)
+    level, _ = logger.level, logger.setLevel(logging.DEBUG)
     c = Collector(("127.0.0.1", 0), output_dir=str(out), timeout=1.0, handshake_timeout=1.0,
                   resume_window=0.5).start()
     try:
@@ -53,7 +57,8 @@ def _collector(out: pathlib.Path, send_buffer: int = 0):
         yield c
     finally:
         c.stop()
-        logging.getLogger("wpptrace.remote").removeHandler(log)
+        logger.removeHandler(log)
+        logger.setLevel(level)
 
 
 def _converse(address, data: bytes, half_close: bool = True, wait: float = 10.0) -> bytes:

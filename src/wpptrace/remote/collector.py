@@ -530,7 +530,7 @@ class _Source:
         s = self.stats
         if path is not None:
             s.path = path
-            log.info("%s: writing %s", s.label, path)
+            self.collector._say_of_source(logging.INFO, "%s: writing %s", s.label, path)
         if failure is not None and not self.write_error:
             self.write_error = str(failure)
             self._failed(failure)
@@ -897,6 +897,10 @@ class Collector:
         #: of those kinds since then, not yet said (see _say_refusal)
         self._refusal_kinds_said: set[str] = set()
         self._refusals_unsaid: collections.Counter[str] = collections.Counter()
+        #: lines about sources said since the count last started again, and those sent to
+        #: the debug level past _SOURCE_LINES_SAID (see _say_of_source)
+        self._source_lines_said = 0
+        self._source_lines_unsaid = 0
         self._handlers: set[asyncio.Task] = set()      # connection handlers started
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -1088,6 +1092,7 @@ class Collector:
                 break
             await asyncio.wait(rest)
         self._say_refusals_counted("since they were last said")
+        self._say_source_lines_counted("since they were last said")
         if self.total_full > 1:
             log.warning("%d sources refused in all because the files of this collector "
                         "reached the total it allows (%d bytes)", self.total_full,
@@ -1105,9 +1110,10 @@ class Collector:
                         and not source.finishing
                         and now - source.detached_at >= self.resume_window):
                     with _said_once(source, "closing it after its relay did not come back"):
-                        log.warning("%s: the relay did not come back within %g s: %s closed "
-                                    "(readable up to its last buffer)", source.stats.label,
-                                    self.resume_window, source.stats.path or "source")
+                        self._say_of_source(
+                            logging.WARNING, "%s: the relay did not come back within %g s: %s "
+                            "closed (readable up to its last buffer)", source.stats.label,
+                            self.resume_window, source.stats.path or "source")
                         source.finish(0)
 
     async def _watch_writers(self) -> None:
@@ -1310,8 +1316,8 @@ class Collector:
             log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
                       "" if s.stopped else _NOT_STOPPED[may_say])
         else:
-            log.info("%s%s%s", summary, f": {s.path}" if s.path else "",
-                     "" if s.stopped else " (the session had not stopped)")
+            self._say_of_source(logging.INFO, "%s%s%s", summary, f": {s.path}" if s.path else "",
+                                "" if s.stopped else " (the session had not stopped)")
         if self.on_source_end is not None:
             try:
                 self.on_source_end(dataclasses.replace(s))
@@ -1398,9 +1404,10 @@ class Collector:
             writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
             conn.welcomed = True
             await self._drain(writer)
-            log.info("%s: %s from %s%s (resuming at %d)", source.stats.label,
-                     "connected" if source.stats.connections == 1 else "reconnected", peer,
-                     f" as {identity}" if identity else "", source.resume_at)
+            self._say_of_source(logging.INFO, "%s: %s from %s%s (resuming at %d)",
+                                source.stats.label, "connected" if source.stats.connections == 1
+                                else "reconnected", peer, f" as {identity}" if identity else "",
+                                source.resume_at)
             conn.receiving = asyncio.current_task()
             try:
                 await self._receive(reader, writer, source, conn)
@@ -1435,7 +1442,7 @@ class Collector:
                     self.write_failures += 1
                 else:
                     self.protocol_errors += 1
-                log.log(level, "%s: closed: %s%s", _who(source, peer), reason, more)
+                self._say_of_source(level, "%s: closed: %s%s", _who(source, peer), reason, more)
             # finished before the answer is sent: a relay that reconnects while it drains
             # would take the source over and carry on a stream that cannot be trusted further
             if source is not None and source.connection is conn:
@@ -1469,17 +1476,18 @@ class Collector:
             reason = ("connection closed by the relay" if not exc.partial else
                       f"connection closed in the middle of a frame ({len(exc.partial)} bytes "
                       f"of {exc.expected} read)")
-            log.warning("%s: %s", _who(source, peer), reason)
+            self._say_of_source(logging.WARNING, "%s: %s", _who(source, peer), reason)
         except asyncio.TimeoutError as exc:
             reason = str(exc) or "nothing received in time"
-            log.warning("%s: closed: %s", _who(source, peer), reason)
+            self._say_of_source(logging.WARNING, "%s: closed: %s", _who(source, peer), reason)
             if conn is not None:
                 conn.told_error = True
             await self._send_error(writer, ERROR_BUSY, reason)
             told = True
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
-            log.warning("%s: connection lost: %s", _who(source, peer), reason)
+            self._say_of_source(logging.WARNING, "%s: connection lost: %s", _who(source, peer),
+                                reason)
         except asyncio.CancelledError:
             # the collector is stopping; the handler ends normally (Python 3.11's stream
             # server logs a cancelled handler as an error with a traceback)
@@ -1537,6 +1545,31 @@ class Collector:
             self._refusal_kinds_said.add(kind)
             log.warning("%s", said)
 
+    def _say_of_source(self, level: int, msg: str, *args) -> None:
+        """A line about one source or connection (connected, writing, closed, its summary):
+        the first _SOURCE_LINES_SAID of each _REFUSALS_SAID_EVERY s at ``level``, the others
+        on a debug line each, counted and said in one warning at the end of that time and at
+        the stop (sources that come and go by the thousand must not write lines each)."""
+        if self._source_lines_said < _SOURCE_LINES_SAID:
+            self._source_lines_said += 1
+            log.log(level, msg, *args)
+            if self._source_lines_said == _SOURCE_LINES_SAID:
+                log.warning("%d lines about sources said in %g s: more go to the debug level "
+                            "until that time is over, counted", _SOURCE_LINES_SAID,
+                            _REFUSALS_SAID_EVERY)
+        else:
+            self._source_lines_unsaid += 1
+            log.debug(msg, *args)
+
+    def _say_source_lines_counted(self, within: str) -> None:
+        """Say the lines about sources that went to the debug level (``within``: the time
+        they came in, in words); the count starts again."""
+        unsaid, self._source_lines_unsaid = self._source_lines_unsaid, 0
+        self._source_lines_said = 0
+        if unsaid:
+            log.warning("%d more lines about sources went to the debug level %s", unsaid,
+                        within)
+
     def _say_refusals_counted(self, within: str) -> None:
         """Say the refusals past the limits counted and not said (``within``: the time they
         came in, in words); a kind with none since it was last said is news again."""
@@ -1554,6 +1587,7 @@ class Collector:
         while True:
             await asyncio.sleep(_REFUSALS_SAID_EVERY)
             self._say_refusals_counted(f"in the last {_REFUSALS_SAID_EVERY:g} s")
+            self._say_source_lines_counted(f"in the last {_REFUSALS_SAID_EVERY:g} s")
 
     async def _refuse_past_the_limits(self, reader: asyncio.StreamReader,
                                       writer: asyncio.StreamWriter, reason: str) -> None:
@@ -1652,8 +1686,8 @@ class Collector:
                 if not waiting:
                     raise _Refused("too many open sources", ERROR_BUSY)
                 oldest = min(waiting, key=lambda s: s.detached_at or 0.0)
-                log.warning("%s: too many sources: closed while waiting for its relay",
-                            oldest.stats.label)
+                self._say_of_source(logging.WARNING, "%s: too many sources: closed while "
+                                    "waiting for its relay", oldest.stats.label)
                 oldest.finish(0)
             source = _Source(self, hello, conn.peer, self._label_for(hello), conn.address)
             with self._lock:
@@ -1986,6 +2020,8 @@ _PAST_PER_NETWORK = "too many from one IPv6 /64 network"
 _PAST_KINDS = (_PAST_MAX, _PAST_PER_ADDRESS, _PAST_PER_NETWORK)
 #: seconds between two warnings that count the refusals past the limits said only as debug
 _REFUSALS_SAID_EVERY = 60.0
+#: lines about sources said at their level in each _REFUSALS_SAID_EVERY s
+_SOURCE_LINES_SAID = 200
 #: how long a connection told an ERROR is read for the relay's close (see _tell_and_close)
 _TELL_WAIT = 1.0
 #: connections told an ERROR before they were handled (refused past the connection limits,

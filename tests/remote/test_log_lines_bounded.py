@@ -1,0 +1,43 @@
+"""Sources that come and go by the thousand do not write lines each at the log's usual
+levels: past a number of lines about sources in a minute, the others go to the debug level,
+counted, and the count is said (as refusals past the connection limits are)."""
+from __future__ import annotations
+
+import logging
+
+from remote_helpers import HandRelay
+
+from wpptrace.remote import Collector
+from wpptrace.remote import collector as collector_module
+from wpptrace.remote import protocol as P
+
+SOURCES = 12
+
+
+def test_lines_about_sources_past_the_bound_go_to_debug_and_are_counted(recorded, tmp_path,
+                                                                        caplog, monkeypatch):
+    head, _ = recorded
+    monkeypatch.setattr(collector_module, "_SOURCE_LINES_SAID", 5, raising=False)
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        for n in range(SOURCES):
+            hand = HandRelay(collector.address, len(head), f"short{n}")
+            try:
+                assert hand.answer()[0] == P.FrameType.WELCOME
+                hand.header(head)
+                hand.end(1, end_time=1)
+                while hand.answer() is not None:
+                    pass
+            finally:
+                hand.close()
+        assert collector.wait_for(lambda ss: len(ss) == SOURCES and all(s.closed for s in ss))
+    about = [r for r in caplog.records if "@hand" in r.getMessage()]
+    said = [r for r in about if r.levelno >= logging.INFO]
+    unsaid = [r for r in about if r.levelno == logging.DEBUG]
+    assert len(said) == 5 and len(unsaid) >= 2 * SOURCES - 5    # (connected, summary ...)
+    notes = [r.getMessage() for r in caplog.records
+             if r.levelno == logging.WARNING and "lines about sources" in r.getMessage()]
+    assert notes == ["5 lines about sources said in 60 s: more go to the debug level until "
+                     "that time is over, counted",
+                     f"{len(unsaid)} more lines about sources went to the debug level since "
+                     f"they were last said"]
