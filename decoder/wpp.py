@@ -1817,14 +1817,18 @@ class WppDecoder:
 
     def _summary_counts(self) -> list[int]:
         """Each message's count with the rows the C renderer printed, in ``_entries`` order
-        (``mark_counts`` of a ``count_marks``, without its arrays): an entry's from its
+        (``mark_counts`` of a ``count_marks``: from its parts when no count changed since
+        the last one, else without its arrays): an entry's from its
         attributes (read by C loops: an entry reads each through its ``__getattr__`` hook,
         slow in a Python loop), an installed message's without an entry from its columns."""
         kept = self._kept_summary_counts()
         if kept is not None:              # (fmt -j's parent: made while it waited)
             return kept.counts[:]
-        rows = memoryview(self._printer.renderer.rows_rendered() if self._printer is not None
-                          else b"").cast("Q").tolist()    # (a list item is read faster)
+        made, kept_part, programs = self._mark_parts
+        rendered = self._printer.renderer.rows_rendered() if self._printer is not None else b""
+        if made == (self._counted, len(self._entries)):   # (fmt -j: a mark made since they changed)
+            return mark_counts((kept_part, programs, rendered))
+        rows = memoryview(rendered).cast("Q").tolist()    # (a list item is read faster)
         n = len(rows)
         entries = list(self._entries.values())
         made = entries

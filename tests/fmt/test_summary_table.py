@@ -258,3 +258,26 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
     decoder._raw_entry(stranger[0], 9)
     assert decoder.find_plain_messages(keys, now, again=False) is now    # (left to be found later)
     assert decoder.find_plain_messages(keys, now).found is not now.found
+
+
+def test_counts_after_a_mark_come_from_its_parts(driver, monkeypatch):
+    """The summary's counts right after a ``count_marks`` (fmt -j's parent, its last window
+    decoded) come from that mark's parts, no entry read again; once a count changed since, from
+    the entries: the loop's counts either way."""
+    path, tmf_dir = driver
+    decoder, fresh = _decoded(path, tmf_dir), _decoded(path, tmf_dir)
+    want = fresh._summary_counts()
+    decoder.count_marks()
+    real = wpp._COUNT_PARTS
+
+    def unread(*_args):
+        raise AssertionError("an entry read")
+
+    monkeypatch.setattr(wpp, "_COUNT_PARTS", unread)
+    assert decoder._summary_counts() == want
+    monkeypatch.setattr(wpp, "_COUNT_PARTS", real)
+    keys = decoder.plain_message_keys()
+    for each in (decoder, fresh):
+        each.add_message_counts({keys[0]: 4})
+    assert decoder._summary_counts() == fresh._summary_counts() != want
+    assert sorted(decoder.summary_table()) == _loop_rows(decoder)
