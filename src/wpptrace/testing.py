@@ -269,16 +269,17 @@ class Capture:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
-            self.stop()
+            self._stop_then_warn(stacklevel=3)          # said at the user's ``with`` line
             return
         # the block's exception goes on: a failure to stop becomes a note on it
         from wpptrace.provider.sessions import _add_note, stop_noting
 
-        stop_noting(exc, self.stop, f"wpptrace capture {self.name}")
+        stop_noting(exc, self._stop, f"wpptrace capture {self.name}")
         if self.etl_path is not None:
             self._keep_quietly()
             if self.kept:
                 _add_note(exc, self.kept_note)
+        self._say_takeovers(stacklevel=3, on=exc)
 
     def start(self) -> None:
         """Start the session and enable the providers (``with`` does this)."""
@@ -343,39 +344,45 @@ class Capture:
             self._undo.append(lambda: logger.setLevel(before))
 
     def _end_session(self) -> None:
-        """Stop the session, undo what start changed, give taken providers back (all of it
-        also when the stop fails: the error is raised after)."""
-        try:
-            while self._undo:
+        """Stop the session, undo what start changed, give taken providers back: every step
+        also when one before it failed; the first failure (the stop's first) is raised after."""
+        failures: list[BaseException] = []
+        while self._undo:
+            try:
                 self._undo.pop()()
-        finally:
-            with _active_lock:
-                if self in _active:
-                    _active.remove(self)
-                session, self._session = self._session, None
-                self.running = False
-                if session is not None:
-                    self._note_takeovers()
-                    final = None
+            except BaseException as exc:  # noqa: BLE001 - raised once the session is stopped
+                failures.append(exc)
+        with _active_lock:
+            if self in _active:
+                _active.remove(self)
+            session, self._session = self._session, None
+            self.running = False
+            if session is not None:
+                self._note_takeovers()
+                final = None
+                try:
+                    final = session.stop()
+                except BaseException as exc:  # noqa: BLE001 - raised once the providers are given back
+                    # stopped all the same if its file could not be completed
+                    final = getattr(exc, "properties", None)
+                    failures.insert(0, exc)
+                if final is not None:
+                    self.lost = int(final.EventsLost)
+                for guid, outer in self._taken.items():
                     try:
-                        final = session.stop()
-                    except OSError as exc:
-                        # stopped all the same if its file could not be completed
-                        final = getattr(exc, "properties", None)
-                        raise
-                    finally:
-                        if final is not None:
-                            self.lost = int(final.EventsLost)
-                        for guid, outer in self._taken.items():
-                            if outer.running and outer._session is not None:
-                                flags = next(t.flags for t in outer._targets if t.guid == guid)
-                                outer._session.enable(guid, flags, outer.level)
+                        if outer.running and outer._session is not None:
+                            flags = next(t.flags for t in outer._targets if t.guid == guid)
+                            outer._session.enable(guid, flags, outer.level)
+                    except BaseException as exc:  # noqa: BLE001 - the other outers get theirs back
+                        failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def _note_takeovers(self) -> None:
         """Before the stop: which control GUIDs another session holds now (another process's
-        capture of the same GUID took it, as only one session holds a provider), said in
-        ``takeovers``, ``report()`` and a CaptureWarning. Never raises: a registry that
-        cannot be read now only leaves this unsaid."""
+        capture of the same GUID took it, as only one session holds a provider), kept in
+        ``takeovers`` (said by ``report()``, and by a CaptureWarning once the capture is done).
+        Never raises: a registry that cannot be read now only leaves this unsaid."""
         guids = [t.guid for t in self._targets if not t.local]
         if not guids:
             return
@@ -389,16 +396,45 @@ class Capture:
             holder = holders.get(guid)
             if holder is None or holder.name != self.session_name:
                 self.takeovers[guid] = holder.name if holder is not None else None
+
+    def _say_takeovers(self, stacklevel: int, on: BaseException | None = None) -> None:
+        """A CaptureWarning per takeover (``stacklevel`` as ``warnings.warn`` counts it from
+        here: the user's line), issued once the capture is done (stopped, providers given back, decoded, kept): a warning turned into
+        an error (``-W error``) then fails the test, never leaves a session running or the
+        messages unread. While ``on`` (an exception) is on its way, such an error becomes a
+        note on it instead of hiding it."""
         for guid, by in self.takeovers.items():
-            warnings.warn(CaptureWarning(f"wpptrace capture {self.name}: {_takeover_text(guid, by)}"),
-                          stacklevel=4)
+            text = f"wpptrace capture {self.name}: {_takeover_text(guid, by)}"
+            try:
+                warnings.warn(CaptureWarning(text), stacklevel=stacklevel)
+            except Exception:  # noqa: BLE001 - a warning filtered into an error
+                if on is None:
+                    raise
+                from wpptrace.provider.sessions import _add_note
+
+                _add_note(on, text)
 
     def stop(self) -> None:
         """Stop the session and decode the file (``with`` does this).
 
         If stopping failed (the file could not be completed: a full or failing disk), what
         the file holds is decoded all the same and the capture is kept (its file is the
-        evidence); then the error is raised, with a note saying where the capture was kept."""
+        evidence); then the error is raised, with a note saying where the capture was kept.
+        A takeover (``takeovers``) is said last, in a CaptureWarning: once all that is done."""
+        self._stop_then_warn(stacklevel=3)
+
+    def _stop_then_warn(self, stacklevel: int) -> None:
+        """``_stop``, then the takeovers said at the line ``stacklevel`` frames up from here."""
+        if not self.running:
+            return
+        try:
+            self._stop()
+        except BaseException as exc:
+            self._say_takeovers(stacklevel + 1, on=exc)
+            raise
+        self._say_takeovers(stacklevel + 1)
+
+    def _stop(self) -> None:
         if not self.running:
             return
         failure: BaseException | None = None

@@ -21,7 +21,7 @@ from wpptrace.provider._hazmat import lib
 from wpptrace.provider.logging_handler import WppHandler
 from wpptrace.provider.tracing import (TRACE_LEVEL_ERROR, TRACE_LEVEL_INFORMATION,
                                        TRACE_LEVEL_WARNING, Provider, TraceWarning)
-from wpptrace.testing import CaptureAssertionError, capture
+from wpptrace.testing import Capture, CaptureAssertionError, capture
 from wpptrace.winerror import Win32Error
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -578,11 +578,70 @@ def test_a_control_guid_taken_over_by_another_process_s_capture_is_said() -> Non
             f"capture")
     assert f"warning: {said}" in cap.report().splitlines()
     from wpptrace.testing import CaptureWarning
-    assert [str(w.message) for w in warned if w.category is CaptureWarning] == [
-        f"wpptrace capture {cap.name}: {said}"]
+    captured = [w for w in warned if w.category is CaptureWarning]
+    assert [str(w.message) for w in captured] == [f"wpptrace capture {cap.name}: {said}"]
+    # said at the test's own with line, not somewhere inside wpptrace
+    with_line = line_of(test_a_control_guid_taken_over_by_another_process_s_capture_is_said,
+                        "with capture(str(shared.guid)) as cap:")
+    assert (captured[0].filename, captured[0].lineno) == (__file__, with_line)
     with capture(str(shared.guid)) as alone:                # nobody else: nothing said
         shared.info(shared.flags.ALL, "alone %d", 3)
     assert alone.takeovers == {} and "warning" not in alone.report()
+    shared.unregister()
+
+
+def test_a_takeover_warning_turned_into_an_error_comes_once_the_capture_is_done(tmp_path) -> None:
+    """With warnings turned into errors (``-W error``, ``filterwarnings = error`` in CI), the
+    takeover's CaptureWarning is raised only once the capture's session is stopped and its file
+    decoded: no session is left running and what was logged before the takeover is there. With
+    an exception of the block's own on its way, that exception is the one seen, the takeover
+    said in a note on it."""
+    import subprocess
+    import sys
+    import warnings
+
+    from wpptrace.provider.sessions import list_sessions
+    from wpptrace.testing import CaptureWarning
+
+    shared = Provider("CaptureTakeoverAsError", flags=("ALL",))
+    takers: list = []
+
+    def taken_over(block_error: Exception | None) -> Capture:
+        """A capture whose GUID another process's capture takes; what runs once it ended."""
+        with capture(str(shared.guid), tmf=str(tmp_path)) as cap:
+            shared.info(shared.flags.ALL, "before %d", 1)
+            shared.write_tmf(str(tmp_path))
+            takers.append(subprocess.Popen([sys.executable, "-c", TAKER, str(shared.guid)], text=True,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            takers[-1].stdout.readline()
+            finished.append(cap)
+            if block_error is not None:
+                raise block_error
+        return cap
+
+    finished: list[Capture] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(CaptureWarning, match="was taken over by session 'wpptrace-capture-"):
+                taken_over(None)
+            running = [p.LoggerName for p, _ in list_sessions()]
+            cap = finished.pop()
+            assert cap.session_name not in running and not cap.running and cap.finished
+            assert cap.texts == ["before 1"] and list(cap.takeovers) == [shared.guid]
+
+            with pytest.raises(KeyError) as raised:
+                taken_over(KeyError("the block's own"))
+            running = [p.LoggerName for p, _ in list_sessions()]
+            cap = finished.pop()
+            assert raised.value.args == ("the block's own",)
+            notes = getattr(raised.value, "__notes__", [])
+            assert any(n.startswith(f"wpptrace capture {cap.name}: provider {shared.guid} was taken "
+                                    f"over by session") for n in notes), notes
+            assert cap.session_name not in running and cap.texts == ["before 1"]
+    finally:
+        for taker in takers:
+            taker.communicate("stop\n", timeout=60)
     shared.unregister()
 
 
