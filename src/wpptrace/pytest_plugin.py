@@ -16,7 +16,8 @@ and their decoded messages are added to the failure report (a failed ``assert_lo
 ``--wpp-keep DIR`` every capture is kept in ``DIR``, one folder per capture, for CI artifacts (a
 relative ``DIR`` is taken from the folder pytest was started in, also when a test changes the
 working directory); a folder's name is its test's (``~2`` for the test's second capture), and
-a later run into the same ``DIR`` replaces the test's folder of an earlier one. A test killed
+a later run into the same ``DIR`` replaces the test's folder of an earlier one (a folder
+holding files of yours is left alone: the capture goes beside it, to ``<name>~kept``). A test killed
 while it captures (a CI timeout, a crashed xdist worker) leaves ``<test>~running/trace.etl``
 there, with what was logged until about a second before (decode it with the TMF that
 ``wpptrace tmf gen`` makes of the sources). Nothing of wpptrace is imported until a test asks for the fixture, so test

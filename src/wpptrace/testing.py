@@ -95,6 +95,8 @@ TEST_NAME_LENGTH = 112
 NUMBER_SEPARATOR = "~"
 #: a running capture's folder in its keep_dir is ``<name>~running``
 RUNNING = "running"
+#: a test's capture is kept in ``<name>~kept`` when ``<name>`` holds files of the user's
+BESIDE = "kept"
 
 _counter = itertools.count(1)
 _active: list["Capture"] = []          # running captures, innermost last
@@ -656,7 +658,9 @@ class CaptureFactory:
     id; the second capture of a test adds ``~2``, which no test's name can hold), keeps them
     all with ``--wpp-keep DIR`` or when the test failed, and removes the rest when the test
     ends. A kept folder replaces the one a previous run of the same test left under that
-    name (the report says so): each folder is the latest run's."""
+    name (the report says so): each folder is the latest run's. A folder of that name holding
+    anything else (files of the user's) is left alone: the capture is kept in ``<name>~kept``
+    (replaced in the same way on later runs), never under another capture's number."""
 
     def __init__(self, name: str, keep_dir: "str | os.PathLike[str] | None" = None,
                  keep_all: bool = False) -> None:
@@ -872,22 +876,25 @@ _KEPT_FILES = {"trace.etl", "tmf", "trace.txt"}
 
 def _replacing_dir(parent: str, name: str) -> "tuple[str, bool]":
     """``parent/name``, made anew: a kept capture's folder already there (a previous run's)
-    is removed first. Returns the folder and whether one was replaced; a folder of that name
-    holding anything else is left alone and the name numbered as _unique_dir does."""
-    path = os.path.join(parent, name)
-    try:
-        os.mkdir(path, 0o700)
-        return path, False
-    except FileExistsError:
-        pass
-    if not os.path.islink(path) and os.path.isdir(path) and set(os.listdir(path)) <= _KEPT_FILES:
-        shutil.rmtree(path)
+    is removed first. Returns the folder and whether one was replaced. A folder of that name
+    holding anything else (the user's files) is left alone: the capture goes to
+    ``name~kept``, replaced likewise on later runs (then ``name~kept~2``...), never to a
+    name of the capture numbering (``name~2`` is the test's second capture's)."""
+    for candidate in (name, f"{name}{NUMBER_SEPARATOR}{BESIDE}"):
+        path = os.path.join(parent, candidate)
         try:
             os.mkdir(path, 0o700)
-            return path, True
+            return path, False
         except FileExistsError:
             pass
-    return _unique_dir(parent, name), False
+        if not os.path.islink(path) and os.path.isdir(path) and set(os.listdir(path)) <= _KEPT_FILES:
+            shutil.rmtree(path)
+            try:
+                os.mkdir(path, 0o700)
+                return path, True
+            except FileExistsError:
+                pass
+    return _unique_dir(parent, f"{name}{NUMBER_SEPARATOR}{BESIDE}"), False
 
 
 def _private_text(path: str):

@@ -394,6 +394,46 @@ def test_a_kept_folder_s_name_is_its_test_s_and_capture_s_alone_on_every_run(tmp
     assert (keep / "test_col.test_t-1~3" / "notes.txt").read_text() == "mine"
 
 
+RUNS = '''
+import os
+
+import app
+
+
+def test_t(wpp_capture):
+    with wpp_capture(app.trace):
+        app.read(1, "first of run " + os.environ["RUN"])
+    if os.environ["RUN"] != "1":
+        with wpp_capture(app.trace):
+            app.read(2, "second of run " + os.environ["RUN"])
+'''
+
+
+def test_a_test_s_folder_holding_other_files_is_left_alone_and_no_capture_of_the_run_lost(
+        tmp_path_factory) -> None:
+    """A file of the user's in a test's kept folder (a CSV decoded next to it): a later run
+    leaves that folder alone and keeps its first capture beside it, under a name no other
+    capture of the test has (not its second's ``~2``, which would replace it)."""
+    where = fresh(tmp_path_factory, app=APP, test_runs=RUNS)
+    keep = where / "keep"
+
+    def kept() -> dict:
+        return {p.name: (p / "trace.txt").read_text().splitlines()[1].rsplit(" from ", 1)[1]
+                for p in keep.iterdir()}
+
+    run = pytest_run(where, "--wpp-keep", "keep", RUN="1")
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+    assert kept() == {"test_runs.test_t": "first of run 1"}
+    (keep / "test_runs.test_t" / "notes.txt").write_text("mine")
+    for n in (2, 3):
+        run = pytest_run(where, "--wpp-keep", "keep", RUN=str(n))
+        assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+        assert kept() == {"test_runs.test_t": "first of run 1",
+                          "test_runs.test_t~kept": f"first of run {n}",
+                          "test_runs.test_t~2": f"second of run {n}"}
+        assert (keep / "test_runs.test_t" / "notes.txt").read_text() == "mine"
+
+
 KILLED = '''
 import os
 import signal
