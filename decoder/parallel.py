@@ -953,7 +953,8 @@ class _Merge:
     started wrong on is left out: see ``_Assembly.redo``), while this process decodes its
     windows or waits. At the end (``end``): what is left of them, and each worker's
     per-message counts (cumulative) at its last window used, added at once
-    (``WppDecoder.add_plain_message_counts``)."""
+    (``WppDecoder.add_plain_message_counts``) to the messages found as the keys came
+    (``find_ahead``)."""
 
     def __init__(self, decoder, etl, own: dict[int, dict], output: "_Assembly") -> None:
         self.decoder, self.etl, self.own, self.output = decoder, etl, own, output
