@@ -17,9 +17,11 @@ and their decoded messages are added to the failure report (a failed ``assert_lo
 relative ``DIR`` is taken from the folder pytest was started in, also when a test changes the
 working directory); a folder's name is its test's (``~2`` for the test's second capture), and
 a later run into the same ``DIR`` replaces the test's folder of an earlier one (a folder
-holding files of yours is left alone: the capture goes beside it, to ``<name>~kept``). A test killed
-while it captures (a CI timeout, a crashed xdist worker) leaves ``<test>~running/trace.etl``
-there, with what was logged until about a second before (decode it with the TMF that
+holding files of yours is left alone: the capture goes beside it, to ``<name>~kept``). Every
+capture of the fixture has a keep folder (``DIR``, else ``wpp-captures/``), so its session
+writes what its buffers hold every second: a test killed while it captures (a CI timeout, a
+crashed xdist worker) leaves ``<test>~running/trace.etl`` in that folder, with what was
+logged until about a second before (decode it with the TMF that
 ``wpptrace tmf gen`` makes of the sources). Nothing of wpptrace is imported until a test asks for the fixture, so test
 runs that do not use it are unchanged.
 """

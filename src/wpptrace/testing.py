@@ -46,11 +46,14 @@ own exception. A kept capture is a folder
 and ``trace.txt`` (what ``wpptrace fmt trace.etl -p tmf`` prints), private to the user as the
 ``.etl`` is (folders 0700, files 0600).
 
-A killed process: with a ``keep_dir``, the session writes in ``<keep_dir>/<name>~running/``
-from the start, and writes what its buffers hold every second (FlushTimer); a process killed
-while it captures (a CI timeout, ``kill -9``, a crashed pytest-xdist worker) leaves there a
-``trace.etl`` with what was logged until about a second before. It has no ``tmf/`` (the
-messages were in the process): ``wpptrace tmf gen`` of the sources makes it.
+A killed process: with a ``keep_dir`` (every capture of the pytest plugin has one), the
+session writes in ``<keep_dir>/<name>~running/`` from the start, and writes what its buffers
+hold every second (FlushTimer); a process killed while it captures (a CI timeout, ``kill -9``,
+a crashed pytest-xdist worker) leaves there a ``trace.etl`` with what was logged until about a
+second before. It has no ``tmf/`` (the messages were in the process): ``wpptrace tmf gen`` of
+the sources makes it. Only then: without a ``keep_dir`` the session writes a buffer when it is
+full and when the capture ends, so its file grows with the messages (each flush would write a
+whole 64 KB buffer), and a killed process's file may lack the last buffer's messages.
 """
 from __future__ import annotations
 
@@ -82,9 +85,11 @@ ALL_FLAGS = 0xFFFFFFFF
 BUFFER_SIZE_KB = 64
 MIN_BUFFERS = 4
 MAX_BUFFERS = 256
-#: seconds between the session's writes of what its buffers hold: a test killed while it
-#: captures (a CI timeout, a crashed worker) leaves a file with what was logged until about
-#: this long before
+#: seconds between the session's writes of what its buffers hold, for a capture with a
+#: keep_dir only: a test killed while it captures (a CI timeout, a crashed worker) leaves a
+#: file there with what was logged until about this long before. Each write is a whole
+#: buffer: a capture without a keep_dir, whose file nobody looks for after a kill, writes its
+#: buffers only as they fill, and its file grows with its messages, not with its time
 FLUSH_TIMER_S = 1
 #: at most this many messages are listed in an assertion failure
 SHOWN_MESSAGES = 50
@@ -300,7 +305,8 @@ class Capture:
             # also when this one is killed (a hung test, a crashed worker)
             self._session = TraceSession(self.session_name, self.etl_path, LogFileMode=mode,
                                          BufferSize=BUFFER_SIZE_KB, MinimumBuffers=MIN_BUFFERS,
-                                         MaximumBuffers=MAX_BUFFERS, FlushTimer=FLUSH_TIMER_S,
+                                         MaximumBuffers=MAX_BUFFERS,
+                                         FlushTimer=FLUSH_TIMER_S if self.keep_dir is not None else 0,
                                          ends_with_caller=True)
             self.running = True
             try:

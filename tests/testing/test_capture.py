@@ -134,6 +134,19 @@ def _session_exists(name: str) -> bool:
     return True
 
 
+def test_only_a_capture_with_a_keep_folder_writes_its_buffers_every_second(tmp_path) -> None:
+    """The flush timer is what leaves a killed process's file, with what it logged, in the keep
+    folder; without one the file goes with the process anyway, and a flush every second would
+    only make the file grow by a whole buffer each second."""
+    def flush_timer(cap) -> int:
+        return ControlTrace(0, cap.session_name, None, EVENT_TRACE_CONTROL_QUERY).FlushTimer
+
+    with capture(trace) as plain:
+        assert flush_timer(plain) == 0
+    with capture(trace, keep_dir=tmp_path / "kept") as kept:
+        assert flush_timer(kept) == 1
+
+
 def test_the_session_runs_only_inside_the_block() -> None:
     with capture(trace) as cap:
         assert _session_exists(cap.session_name) and trace.enabled(IO)
