@@ -21,8 +21,8 @@ holding files of yours is left alone: the capture goes beside it, to ``<name>~ke
 capture of the fixture has a keep folder (``DIR``, else ``wpp-captures/``), so its session
 writes what its buffers hold every second: a test killed while it captures (a CI timeout, a
 crashed xdist worker) leaves ``<test>~running/trace.etl`` in that folder, with what was
-logged until about a second before (decode it with the TMF that
-``wpptrace tmf gen`` makes of the sources). Nothing of wpptrace is imported until a test asks for the fixture, so test
+logged until about a second before (the latest killed run's: a later run replaces it; decode it
+with the TMF that ``wpptrace tmf gen`` makes of the sources). Nothing of wpptrace is imported until a test asks for the fixture, so test
 runs that do not use it are unchanged.
 """
 from __future__ import annotations

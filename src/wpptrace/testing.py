@@ -51,7 +51,9 @@ session writes in ``<keep_dir>/<name>~running/`` from the start, and writes what
 hold every second (FlushTimer); a process killed while it captures (a CI timeout, ``kill -9``,
 a crashed pytest-xdist worker) leaves there a ``trace.etl`` with what was logged until about a
 second before. It has no ``tmf/`` (the messages were in the process): ``wpptrace tmf gen`` of
-the sources makes it. Only then: without a ``keep_dir`` the session writes a buffer when it is
+the sources makes it. A later run of the same test replaces such a folder of a dead run (only
+its ``trace.etl``, held by no session), so ``<name>~running`` is the latest killed run's; one
+of a run still capturing is left alone (the new run's is numbered). Only then: without a ``keep_dir`` the session writes a buffer when it is
 full and when the capture ends, so its file grows with the messages (each flush would write a
 whole 64 KB buffer), and a killed process's file may lack the last buffer's messages.
 """
@@ -334,7 +336,10 @@ class Capture:
         named after the capture; else a private temporary folder."""
         if self.keep_dir is not None:
             os.makedirs(self.keep_dir, exist_ok=True)
-            self._workdir = _unique_dir(self.keep_dir, f"{self.name}{NUMBER_SEPARATOR}{RUNNING}")
+            running = f"{self.name}{NUMBER_SEPARATOR}{RUNNING}"
+            # a test's: a dead run's folder of that name is the older evidence, replaced
+            self._workdir = (_replacing_dead_run(self.keep_dir, running) if self._replace_kept
+                             else _unique_dir(self.keep_dir, running))
         else:
             self._workdir = tempfile.mkdtemp(prefix="wpptrace-capture-")
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._workdir, True)
@@ -901,6 +906,49 @@ def _replacing_dir(parent: str, name: str) -> "tuple[str, bool]":
             except FileExistsError:
                 pass
     return _unique_dir(parent, f"{name}{NUMBER_SEPARATOR}{BESIDE}"), False
+
+
+def _replacing_dead_run(parent: str, name: str) -> str:
+    """``parent/name`` made anew for a running capture: a folder of that name left by a run
+    that died while it captured (only its ``trace.etl``, which no session holds any more:
+    no lock on it) is removed first; one of a live run, or holding anything else, is left
+    alone and the name numbered as _unique_dir does."""
+    path = os.path.join(parent, name)
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        pass
+    if (not os.path.islink(path) and os.path.isdir(path) and os.listdir(path) == ["trace.etl"]
+            and not _held(os.path.join(path, "trace.etl"))):
+        shutil.rmtree(path)
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            pass
+    return _unique_dir(parent, name)
+
+
+def _held(etl: str) -> bool:
+    """Whether a session holds ``etl`` (the write lock a session takes on its log file, of an
+    open file description: F_OFD_GETLK); also when that cannot be told."""
+    import fcntl
+    import struct
+
+    layout = "hhqqi4x"                      # struct flock: type, whence, start, len, pid
+    try:
+        fd = os.open(etl, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return True
+    try:
+        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        found = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, asked)
+        return struct.unpack(layout, found)[0] != fcntl.F_UNLCK
+    except (OSError, AttributeError):
+        return True
+    finally:
+        os.close(fd)
 
 
 def _private_text(path: str):

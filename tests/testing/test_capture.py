@@ -147,6 +147,21 @@ def test_only_a_capture_with_a_keep_folder_writes_its_buffers_every_second(tmp_p
         assert flush_timer(kept) == 1
 
 
+def test_a_running_capture_s_folder_is_never_taken_for_a_dead_run_s(tmp_path) -> None:
+    """Two runs of one test at once into one keep folder: the second's ``~running`` folder is
+    a new one, the first's (whose file its session holds) is left alone."""
+    from wpptrace.testing import CaptureFactory
+
+    first, second = (CaptureFactory("t.py::test_x", keep_dir=tmp_path) for _ in range(2))
+    with first(trace) as one:
+        with second(other) as two:
+            assert os.path.basename(os.path.dirname(one.etl_path)) == "t.test_x~running"
+            assert os.path.basename(os.path.dirname(two.etl_path)) == "t.test_x~running~2"
+            copy_file(1, "first")
+            other.info(other.flags.ALL, "second %d", 2)
+    assert one.texts == ["read 1 bytes from first"] and two.texts == ["second 2"]
+
+
 def test_the_session_runs_only_inside_the_block() -> None:
     with capture(trace) as cap:
         assert _session_exists(cap.session_name) and trace.enabled(IO)

@@ -475,3 +475,39 @@ def test_a_killed_test_s_capture_is_left_in_the_keep_folder_with_what_it_logged(
     capsys.readouterr()
     main(["fmt", str(etl), "-p", str(tmp_path / "tmf"), "--no-prefix"])
     assert "read 7 bytes from before the kill" in capsys.readouterr().out.splitlines()
+
+
+KILLED_AGAIN = '''
+import os
+import signal
+import time
+
+import app
+
+
+def test_killed(wpp_capture):
+    with wpp_capture(app.trace) as cap:
+        app.read(int(os.environ["RUN"]), "run " + os.environ["RUN"])
+        deadline = time.monotonic() + 60
+        while os.path.getsize(cap.etl_path) <= 65536 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_a_second_killed_run_replaces_the_first_one_s_running_folder(tmp_path_factory, tmp_path,
+                                                                     capsys) -> None:
+    """``<test>~running`` is the latest killed run's: a dead run's folder (only its trace.etl,
+    which no session holds any more) is replaced, not kept beside a ``~running~2``."""
+    where = fresh(tmp_path_factory, app=APP, test_killed=KILLED_AGAIN)
+    keep = where / "keep"
+    assert main(["tmf", "gen", "-o", str(tmp_path / "tmf"), str(where / "app.py")]) == 0
+    for n in (1, 2):
+        run = pytest_run(where, "--wpp-keep", "keep", RUN=str(n))
+        assert run.returncode == -9, run.stdout + run.stderr
+        assert sorted(p.name for p in keep.iterdir()) == ["test_killed.test_killed~running"]
+        capsys.readouterr()
+        main(["fmt", str(keep / "test_killed.test_killed~running" / "trace.etl"), "-p",
+              str(tmp_path / "tmf"), "--no-prefix"])
+        decoded = [line for line in capsys.readouterr().out.splitlines() if line.startswith("read ")]
+        assert decoded == [f"read {n} bytes from run {n}"]
