@@ -111,16 +111,39 @@ def check_logfile(path: str) -> str:
 LOG_FILE_REFUSALS = frozenset((lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED, lib.ERROR_SHARING_VIOLATION))
 
 
-def log_file_refusal(path: str, exc: Win32Error) -> str:
+def log_file_refusal(path: str, exc: Win32Error, session: str | None = None) -> str:
     """Why the core would not take ``path`` as the log file, one line: the rule that refused it,
-    as the core says it (its walk of the path, links followed as it follows them)."""
+    as the core says it (its walk of the path, links followed as it follows them). A file held
+    locked (ERROR_SHARING_VIOLATION) is said to be the running session's that writes it, if one
+    does (``session``: the one being switched, whose own file it may be), else another
+    process's: the lock is all the core sees."""
     if exc.winerror == lib.ERROR_SHARING_VIOLATION:
-        return (f"{path}: another running session writes this log file ({exc.name}); stop it or "
-                f"give another file")
+        writer = _session_writing(path)
+        if writer is not None and writer[0] == session:
+            return f"{path}: session {session!r} writes this log file already, as {writer[1]} ({exc.name})"
+        if writer is not None:
+            return (f"{path}: session {writer[0]!r} writes this log file ({exc.name}); stop it or "
+                    f"give another file")
+        return (f"{path}: another process holds this log file locked ({exc.name}), no running "
+                f"session writes it; give another file")
     why = sessions.log_path_refusal(path)
     if not why:
         return f"{path}: cannot create the log file ({exc.name})"
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
+
+
+def _session_writing(path: str) -> "tuple[str, str] | None":
+    """The running session whose log file ``path`` is (by any name): its name and its file's
+    name; None if none is, or the sessions cannot be listed now."""
+    try:
+        for props, _ in sessions.list_sessions():
+            own = props.LogFileName
+            with contextlib.suppress(OSError):
+                if own and os.path.samefile(own, path):
+                    return props.LoggerName, own
+    except Exception:  # noqa: BLE001 - only the words of a refusal depend on it
+        return None
+    return None
 
 
 def _refused_access(exc: BaseException) -> str | None:
@@ -626,7 +649,7 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
         if exc.winerror in LOG_FILE_REFUSALS and logfile:
-            raise SessionError(log_file_refusal(logfile, exc)) from None
+            raise SessionError(log_file_refusal(logfile, exc, session=name)) from None
         raise SessionError(_describe(exc, name)) from None
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
             f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]

@@ -328,7 +328,8 @@ static ULONG hold_log_file(const char *path, int fd) {
     struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return ERROR_SUCCESS;
     if (errno != EAGAIN && errno != EACCES) return ERROR_SUCCESS;
-    refuse(path, "another running session writes it (stop that session, or give another file)");
+    refuse(path, "another process holds it locked (a running session writes it? stop that session, "
+                 "or give another file)");
     return ERROR_SHARING_VIOLATION;
 }
 

@@ -113,7 +113,8 @@ def test_the_commands_say_the_file_is_another_sessions_in_one_line(tmp_path, ses
     assert _wpptrace("session", "start", session_name, "-f", str(path)).returncode == 0
     try:
         assert _wpptrace("session", "start", session_name + "o", "-f", str(tmp_path / "o.etl")).returncode == 0
-        refused = f"{path}: another running session writes this log file (ERROR_SHARING_VIOLATION); stop it or give another file\n"
+        refused = (f"{path}: session {session_name!r} writes this log file (ERROR_SHARING_VIOLATION); "
+                   f"stop it or give another file\n")
         res = _wpptrace("session", "start", session_name + "b", "-f", str(path))
         assert (res.returncode, res.stderr) == (1, f"wpptrace session start: error: {refused}")
         res = _wpptrace("session", "update", session_name + "o", "-f", str(path))
@@ -125,3 +126,33 @@ def test_the_commands_say_the_file_is_another_sessions_in_one_line(tmp_path, ses
         stopped = _wpptrace("session", "stop", session_name)
     assert stopped.returncode == 0
     assert etlcheck.read(path).header["EndTime"]
+
+
+def test_a_file_locked_by_a_program_that_is_no_session_is_said_to_be_another_process_s(
+        tmp_path, session_name):
+    import fcntl
+
+    path = tmp_path / "locked.etl"
+    path.write_bytes(b"")
+    with open(path, "rb") as held:
+        fcntl.lockf(held, fcntl.LOCK_SH)
+        res = _wpptrace("session", "start", session_name, "-f", str(path))
+    assert (res.returncode, res.stderr) == (1, (
+        f"wpptrace session start: error: {path}: another process holds this log file locked "
+        f"(ERROR_SHARING_VIOLATION), no running session writes it; give another file\n"))
+    assert "no session is running" in _wpptrace("session", "list").stdout
+
+
+def test_an_update_to_the_session_s_own_file_by_another_path_is_said_to_be_its_own(
+        tmp_path, session_name):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "lnk").symlink_to(tmp_path / "d")
+    assert _wpptrace("session", "start", session_name, "-f", str(tmp_path / "d" / "a.etl")).returncode == 0
+    try:
+        res = _wpptrace("session", "update", session_name, "-f", str(tmp_path / "lnk" / "a.etl"))
+    finally:
+        stopped = _wpptrace("session", "stop", session_name)
+    assert (res.returncode, res.stderr) == (1, (
+        f"wpptrace session update: error: {tmp_path / 'lnk' / 'a.etl'}: session {session_name!r} "
+        f"writes this log file already, as {tmp_path / 'd' / 'a.etl'} (ERROR_SHARING_VIOLATION)\n"))
+    assert stopped.returncode == 0
