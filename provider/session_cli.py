@@ -132,6 +132,14 @@ def log_file_refusal(path: str, exc: Win32Error, session: str | None = None) -> 
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
 
 
+def _log_file_of(name: str) -> str | None:
+    """Session ``name``'s log file now; None if it has none or cannot be asked."""
+    try:
+        return api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).LogFileName or None
+    except Win32Error:
+        return None
+
+
 def _session_writing(path: str) -> "tuple[str, str] | None":
     """The running session whose log file ``path`` is (by any name): its name and its file's
     name; None if none is, or the sessions cannot be listed now."""
@@ -775,8 +783,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         elif action == "flush":
             lines = flush(args.name)
         elif action == "update":
-            # (said once the switch succeeded: a failed update replaced nothing)
-            replacing = args.logfile is not None and os.path.isfile(args.logfile)
+            # (said once the switch succeeded: a failed update replaced nothing; the file the
+            # session writes already is no switch, as for the host)
+            replacing = (args.logfile is not None and os.path.isfile(args.logfile)
+                         and os.path.abspath(args.logfile) != _log_file_of(args.name))
             lines = update(args.name, args.flush_timer, args.max_buffers, args.logfile)
             if replacing:
                 print(f"wpptrace session update: replacing existing {os.path.abspath(args.logfile)}",

@@ -631,6 +631,11 @@ def test_session_update_to_an_existing_file_replaces_it_and_says_so(tmp_path, se
         assert res.stderr == f"wpptrace session update: replacing existing {earlier}\n"
         res = wpptrace("session", "update", session_name, "-f", str(tmp_path / "fresh.etl"))
         assert res.stderr == ""
+        # to the file it writes: no switch, nothing replaced, nothing said
+        fresh = tmp_path / "fresh.etl"
+        before = fresh.stat().st_ino
+        res = wpptrace("session", "update", session_name, "-f", str(fresh))
+        assert (res.returncode, res.stderr) == (0, "") and fresh.stat().st_ino == before
     finally:
         wpptrace("session", "stop", session_name)
     assert etlcheck.read(earlier).header["EndTime"]     # the session's file, not the earlier one
