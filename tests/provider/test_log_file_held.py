@@ -30,16 +30,22 @@ def _logged(app, n: int) -> int:
     return int(app.expect("logged")[1])
 
 
+def _registered_app(apps) -> tuple:
+    """An application with a registered provider: its control GUID, its message GUID, itself."""
+    control, message = uuid.uuid4(), uuid.uuid4()
+    app = apps(control, message)
+    app.send("register")
+    app.expect("registered")
+    return control, message, app
+
+
 def _messages_of(path, app, message: uuid.UUID) -> int:
     return sum(1 for m in etlcheck.read(path).messages if m.guid == message and m.process_id == app.pid)
 
 
 def test_a_second_start_on_a_running_sessions_file_is_refused_and_the_file_kept(
         tmp_path, session_name, apps):
-    control, message = uuid.uuid4(), uuid.uuid4()
-    app = apps(control, message)
-    app.send("register")
-    app.expect("registered")
+    control, message, app = _registered_app(apps)
     path = tmp_path / "held.etl"
     with TraceSession(session_name, path) as a:
         a.enable(control)
@@ -63,10 +69,7 @@ def test_a_second_start_on_a_running_sessions_file_is_refused_and_the_file_kept(
 
 def test_an_update_to_a_running_sessions_file_is_refused_and_both_sessions_go_on(
         tmp_path, session_name, apps):
-    control, message = uuid.uuid4(), uuid.uuid4()
-    app = apps(control, message)
-    app.send("register")
-    app.expect("registered")
+    control, message, app = _registered_app(apps)
     held, own = tmp_path / "held.etl", tmp_path / "own.etl"
     with TraceSession(session_name, held) as a, TraceSession(session_name + "b", own) as b:
         a.enable(control)
