@@ -3,13 +3,16 @@ takes its whole buffer size in its file however few bytes carried it, so without
 peer could fill the disk with connections of a few hundred bytes each."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
+import uuid
 
 from remote_helpers import HandRelay
 
 from wpptrace.remote import Collector
+from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_DISK_FULL
 
@@ -74,3 +77,49 @@ def test_a_source_whose_buffer_would_pass_the_total_is_ended_disk_full(recorded,
     kind, _, payload = answers[-1]
     assert kind == P.FrameType.ERROR and struct.unpack_from("<I", payload)[0] == ERROR_DISK_FULL
     assert os.path.getsize(source.path) == len(head) + 2 * len(buffers[0])
+
+
+def _header_answers(collector, head, name: str, source_id=None) -> list:
+    """A source that sends its header buffer and END; every answer until the collector
+    closes the connection."""
+    hand = HandRelay(collector.address, len(head), name, source_id=source_id)
+    try:
+        answers = [hand.answer()]
+        hand.header(head)
+        hand.end(1, end_time=1)
+        while (answer := hand.answer()) is not None:
+            answers.append(answer)
+        return answers
+    finally:
+        hand.close()
+
+
+def test_a_file_that_could_not_be_made_takes_nothing_of_the_total(recorded, tmp_path,
+                                                                  monkeypatch):
+    """A directory that refuses files for a while (the relay retrying all along) must not use
+    up the total: once it takes files again, sources are written."""
+    head, _ = recorded
+    refusing = [True]
+
+    class RefusedWhileBroken(collector_module.EtlStreamFile):
+        def __init__(self, path, header_buffer):
+            if refusing[0]:
+                raise OSError(errno.EACCES, "Permission denied", path)
+            super().__init__(path, header_buffer)
+
+    monkeypatch.setattr(collector_module, "EtlStreamFile", RefusedWhileBroken)
+    out = tmp_path / "c"
+    with Collector(("127.0.0.1", 0), output_dir=str(out),
+                   max_total_size=3 * len(head)) as collector:
+        retrying = uuid.uuid4()
+        for _ in range(4):
+            kind, _, payload = _header_answers(collector, head, "r", retrying)[-1]
+            assert kind == P.FrameType.ERROR
+            assert struct.unpack_from("<I", payload)[0] != ERROR_DISK_FULL
+        assert collector.disk_bytes == 0
+        assert collector.total_full == 0
+        refusing[0] = False
+        kinds = [a[0] for a in _header_answers(collector, head, "fresh")]
+        assert kinds == [P.FrameType.WELCOME, P.FrameType.ACK]     # END's ACK: written
+        assert collector.disk_bytes == len(head)
+    assert len(os.listdir(out)) == 1

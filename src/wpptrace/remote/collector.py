@@ -531,6 +531,8 @@ class _Source:
         if path is not None:
             s.path = path
             self.collector._say_of_source(logging.INFO, "%s: writing %s", s.label, path)
+        if path is None:                    # (no file: its header is not on the disk)
+            self.collector._credit_disk(self.buffer_size)
         if failure is not None and not self.write_error:
             self.write_error = str(failure)
             self._failed(failure)
@@ -539,6 +541,8 @@ class _Source:
 
     def written(self, seq: int, size: int, error: str) -> None:
         """The writer's outcome for buffer ``seq`` (in the collector's thread, in order)."""
+        if error:                           # (failed, or not tried after a failure)
+            self.collector._credit_disk(size)
         if error and not self.write_error:
             self.write_error = error
             self._failed(_StorageFailed(f"cannot write {self.stats.path}: {error}"))
@@ -805,7 +809,8 @@ class Collector:
     in ``files_full``: the source ends, its file is closed (readable, every buffer written)
     and a relay that comes back with its id is refused again. ``max_total_size``: bytes
     written to all the files together (``disk_bytes``; a header buffer takes the whole
-    buffer size in its file, however few bytes carried it); a source whose header or buffer
+    buffer size in its file, however few bytes carried it; a file that could not be made,
+    or a write that failed, takes nothing of it); a source whose header or buffer
     would pass it is refused the same way, ERROR_DISK_FULL, the first said, all counted in
     ``total_full`` (and said at the stop). A source resumed without a
     client certificate must come from the address of its first connection (anyone who
@@ -1211,6 +1216,7 @@ class Collector:
                     lambda writer: self._create_file(base, header, writer, held),
                     asyncio.get_running_loop(), source.created, source.written, s.label)
             except RuntimeError:                    # no thread to be had
+                self._credit_disk(len(header))
                 raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
                                      f"it") from None
             source.creating = True                  # (the outcome comes on a later turn)
@@ -1227,6 +1233,11 @@ class Collector:
             raise _TotalFull(f"cannot write {what}: the files of this collector reached the "
                              f"total it allows ({self.max_total_size} bytes)")
         self.disk_bytes += size
+
+    def _credit_disk(self, size: int) -> None:
+        """``size`` bytes charged that no file got (its creation or write failed): a disk
+        that refuses files for a while must not use up the total for good."""
+        self.disk_bytes -= size
 
     def _may_give_up(self, source: _Source, seconds: float) -> bool:
         """Whether ``source``'s writer may be given up on: fewer than ``max_connections``
