@@ -1,6 +1,7 @@
 """What a live view may hold when its output does not drain (a pipe or terminal nobody
-reads): views still decoding, open or closed, are bounded in number and bytes (a source past
-that is not shown, counted), and a stop does not wait for them past its own timeout."""
+reads): views of closed sources still decoding are bounded in number, all views in bytes (a
+source past that is not shown, counted), and a stop does not wait for them past its own
+timeout."""
 from __future__ import annotations
 
 import io
@@ -21,7 +22,7 @@ def _header(tmp_path, kb: int = 8) -> bytes:
     return data[:int.from_bytes(data[:4], "little")]
 
 
-def test_views_still_decoding_are_bounded_in_number_open_or_closed(tmp_path, caplog):
+def test_views_of_closed_sources_still_decoding_are_bounded_in_number(tmp_path, caplog):
     """Sources that come and go while the output is stuck: each closed view still decodes
     (its thread and header buffer held); past ``max_views`` a new source gets no view, is
     counted, and the first refusal alone is said."""
@@ -40,7 +41,7 @@ def test_views_still_decoding_are_bounded_in_number_open_or_closed(tmp_path, cap
         assert len(threads) == 3 and len(opened) == 3 and live.views_refused == 7
         assert live.pending_bytes == 3 * len(header)
     said = [r.getMessage() for r in caplog.records if "not shown live" in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith("s3: not shown live: 3 sources' views")
+    assert len(said) == 1 and said[0].startswith("s3: not shown live: the views of 3 closed sources")
     live.join(PATIENCE)
     assert all(view.done for view in opened) and live.pending_bytes == 0
     assert live.open("again", header) is not None     # room again once they are done
@@ -158,3 +159,42 @@ def test_a_second_stop_with_no_time_does_not_wait_for_stuck_views(recorded):
         out.release.set()
     first.join(PATIENCE)
     assert not first.is_alive()
+
+
+def test_sources_waiting_for_their_relay_do_not_keep_a_connected_one_from_being_shown(
+        recorded, tmp_path):
+    """Sources whose relay dropped wait for it (up to 4 x max_connections of them, for the
+    resume window) with their views open: only views of closed sources still printing are
+    capped, so a relay connected as usual is shown live."""
+    head, buffers = recorded
+    out = io.StringIO()
+    live = LiveView(tmf.load(tolerant=True), out, max_views=2)  # as collect --max-connections 2
+    ended: list = []
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live,
+                   max_connections=2, on_source_end=ended.append) as collector:
+        for name in ("a", "b"):          # relays whose connection drops: their sources wait
+            hand = HandRelay(collector.address, len(head), name)
+            try:
+                assert hand.answer()[0] == P.FrameType.WELCOME
+                hand.header(head)
+                hand.buffer(1, buffers[0])
+                wait_until(lambda: any(s.session == name and s.buffers == 1
+                                       for s in collector.sources), what="its buffer")
+            finally:
+                hand.close()
+        wait_until(lambda: not any(s.connected for s in collector.sources),
+                   what="a and b waiting for their relay")
+        hand = HandRelay(collector.address, len(head), "c")
+        try:
+            assert hand.answer()[0] == P.FrameType.WELCOME
+            hand.header(head)
+            for sequence, buffer in enumerate(buffers[:6], 1):
+                hand.buffer(sequence, buffer)
+            hand.end(7, end_time=1)
+            wait_until(lambda: len(ended) == 1, what="c's end")
+        finally:
+            hand.close()
+        (c,) = ended
+        assert c.session == "c" and c.buffers == 6
+        assert c.live_skipped == 0 and live.views_refused == 0
+        wait_until(lambda: "[c@hand]" in out.getvalue(), what="c's lines")

@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
         tmfset = _load_tmfs(args)
         if tmfset is None:
             return 1
-        # (a view per connected source; more, closed ones whose output lags, would each
-        # keep a thread and a header buffer)
+        # (the views of open sources are bounded by the collector's bound on its sources;
+        # of closed ones whose output lags, each keeps a thread and a header buffer)
         live = LiveView(tmfset, sys.stdout, utc=args.utc, max_views=args.max_connections)
     if insecure:
         complain(PROG, f"listening on {args.listen} without TLS: anyone who reaches it can "

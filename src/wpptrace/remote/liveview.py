@@ -12,11 +12,13 @@ events are formatted when ProcessTrace hands over the buffer (its BufferCallback
 same WppDecoder as ``wpptrace fmt``.
 
 Each view holds a thread and its header buffer until its decoding is over, which an output
-that does not drain (a stalled pipe or terminal) postpones for ever: at most ``max_views``
-views decode at once, open or closed, and each one's header buffer is charged to
-``max_pending_bytes`` like any other. A source that finds no room gets no view at all (every
-one of its buffers is skipped and counted; its file is written as ever); the first refusal
-is said, and ``views_refused`` counts them all.
+that does not drain (a stalled pipe or terminal) postpones for ever. The views of open
+sources are as many as the sources the collector keeps (a bound of its own, which sources
+waiting for their relay count in); those of closed sources still printing are at most
+``max_views``, and each view's header buffer is charged to ``max_pending_bytes`` like any
+other. A source that finds no room gets no view, for its whole life (every one of its
+buffers is skipped and counted; its file is written as ever); the first refusal is said, and
+``views_refused`` counts them all.
 """
 from __future__ import annotations
 
@@ -98,6 +100,8 @@ class SourceView:
         self._thread = threading.Thread(target=self._process, name=f"live {label}", daemon=True)
         self._thread.start()
         self._closer: Optional[threading.Thread] = None
+        #: ``close`` was called: what is left is printing
+        self.closed = False
 
     def add(self, buffer: bytes, *, reserved: bool = False) -> bool:
         """Queue a buffer for decoding; False if skipped (the decoder is behind).
@@ -127,6 +131,7 @@ class SourceView:
         released undecoded: it runs once the header buffer was delivered (milliseconds).
         Until then the close waits in a thread of its own: the caller (the collector's
         loop, serving every source) never does."""
+        self.closed = True
         if self._running.is_set():
             self._close_trace()
         elif self._closer is None:
@@ -191,9 +196,10 @@ class LiveView:
 
     ``tmfset``: the formats (``wpptrace.tmf.load``); ``prefix``/``utc``: as ``wpptrace fmt``.
     ``max_pending``: buffers held per source, ``max_pending_bytes``: by all sources (more
-    are skipped for the view and counted), header buffers included; ``max_views``: views
-    decoding at once, open or closed (a source past it, or whose header buffer finds no
-    room, gets no view: see ``open``).
+    are skipped for the view and counted), header buffers included; ``max_views``: views of
+    closed sources still decoding (a source that finds that many, or whose header buffer
+    finds no room, gets no view: see ``open``). The views of open sources are bounded by
+    the caller (the collector's bound on the sources it keeps).
     """
 
     def __init__(self, tmfset, out: Optional[IO[str]] = None, *, prefix: Optional[str] = None,
@@ -217,13 +223,16 @@ class LiveView:
 
     def open(self, label: str, header: bytes) -> Optional[SourceView]:
         """Start decoding a source; ``header`` is its header buffer (added first). None if
-        ``max_views`` views still decode, or its header buffer does not fit in
-        ``max_pending_bytes``: the source is not shown (the caller counts its buffers as
-        skipped); the first such refusal is said, all are counted in ``views_refused``."""
+        the views of ``max_views`` closed sources still decode (an output that does not
+        drain), or its header buffer does not fit in ``max_pending_bytes``: the source is not
+        shown, not later either (the caller counts its buffers as skipped); the first such
+        refusal is said, all are counted in ``views_refused``."""
         # views whose decoding is over are let go: a collector sees sources come and go
         self.views = [v for v in self.views if not v.done]
-        if len(self.views) >= self.max_views:
-            why = f"{len(self.views)} sources' views still decode (the most there may be)"
+        printing = sum(v.closed for v in self.views)
+        if printing >= self.max_views:
+            why = (f"the views of {printing} closed sources are still printing (the most "
+                   f"there may be)")
         elif not self._reserve(len(header)):
             why = (f"the views hold {self.pending_bytes} bytes (of {self.max_pending_bytes}) "
                    f"not yet shown")
