@@ -1190,9 +1190,14 @@ class Collector:
                 conn.room = None
 
     def _label_for(self, hello: P.Hello) -> str:
-        label = f"{_session_in_label(hello.session)}@{hello.host}"
-        if label in self._labels:
-            label += "#" + hello.source_id.hex[:6]
+        """SESSION@HOST, or with "#ID" (the start of its id, then a count) if another open
+        source has that label: a relay picks its id, so the start of it alone may be
+        another's too."""
+        label = plain = f"{_session_in_label(hello.session)}@{hello.host}"
+        tried = 1
+        while label in self._labels:
+            label = f"{plain}#{hello.source_id.hex[:6]}" + (f"-{tried}" if tried > 1 else "")
+            tried += 1
         self._labels.add(label)
         return label
 
