@@ -126,3 +126,24 @@ def test_the_relays_outbox_is_bounded_in_bytes_too(recorded):
     taken = [relay.add(buffers[n % len(buffers)]) for n in range(10)]
     assert taken == [True] * 4 + [False] * 6
     assert relay.stats.relay_dropped == 6 and relay._outbox.bytes == 4 * len(head)
+
+
+@pytest.mark.parametrize("name", ["büro-pc", "WS$01", "a b"])
+def test_a_host_name_a_collector_refuses_is_one_line_naming_it_as_given(capsys, name):
+    assert _relay("--host-name", name) == 2
+    assert capsys.readouterr().err == (
+        f"wpptrace relay: host name '{name}' has characters other than ASCII letters, digits, "
+        f"'.', '-' and '_': a collector refuses it (give another with --host-name NAME)\n")
+
+
+@pytest.mark.parametrize("this_host, shown", [
+    ("büro-pc", "buro-pc"),                     # the letters without their accents
+    ("WS$01", "WS_01"),                         # a NetBIOS name's "$"
+    ("服务器.lab", "xn--zfru1ggxt.lab"),          # DNS's form of a name in another script
+    ("plain-host.example", "plain-host.example"),
+], ids=["accent", "dollar", "other-script", "plain"])
+def test_a_relay_on_a_host_whose_name_a_collector_refuses_shows_a_name_made_from_it(
+        monkeypatch, this_host, shown):
+    monkeypatch.setattr(relay_module.socket, "gethostname", lambda: this_host)
+    relay = relay_module.Relay(("127.0.0.1", 9), session="s")
+    assert relay.host == shown

@@ -71,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "it, the next session needs a new one (the collector refuses an "
                              "id whose stream ended)")
     parser.add_argument("--host-name", metavar="NAME",
-                        help="the host name the collector shows (default: this host's)")
+                        help="the host name the collector shows: ASCII letters, digits, '.', '-' "
+                             "and '_' (default: this host's, or one made from it if it "
+                             "has other characters)")
     add_quiet(parser)
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import re
 import struct
+import unicodedata
 import uuid
 
 from wpptrace._core import ffi
@@ -184,15 +185,35 @@ def encode_buffer(ftype: FrameType, sequence: int, buffer: bytes) -> list[bytes]
 #: a host name: DNS and Windows (NetBIOS) host names, and the "_" some hosts use. It is
 #: part of the tag on every line the collector shows of the source (``[SESSION@HOST]``), so
 #: it holds none of the characters that could make that tag pass for another source's
-HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_HOST_NAME_CHARS = "A-Za-z0-9._-"
+HOST_NAME = re.compile(f"[{_HOST_NAME_CHARS}]+")
+_NOT_HOST_NAME = re.compile(f"[^{_HOST_NAME_CHARS}]")
 
 
 def host_name_problem(host: str) -> str:
-    """Why ``host`` is not a host name HELLO may carry ("" if it is one)."""
+    """Why ``host`` is not a host name HELLO may carry ("" if it is one); the name as given
+    (only characters that are not printable escaped)."""
     if HOST_NAME.fullmatch(host):
         return ""
-    return (f"host name {escape_unprintable(ascii(host)[1:-1])!r} has characters other than "
+    return (f"host name '{escape_unprintable(host)}' has characters other than ASCII "
             f"letters, digits, '.', '-' and '_'")
+
+
+def host_name_from(name: str) -> str:
+    """A host name HELLO may carry made from ``name`` (this host's, which may hold letters
+    other than ASCII ones, or a NetBIOS name's "$"): itself if it is one; else each
+    dot-separated part with its accents dropped ("büro" -> "buro"), or in DNS's ASCII form
+    (IDNA's "xn--") if other letters remain, and any other character left as "_"."""
+    if HOST_NAME.fullmatch(name):
+        return name
+    parts = []
+    for part in name.split("."):
+        plain = "".join(ch for ch in unicodedata.normalize("NFKD", part)
+                        if not unicodedata.combining(ch))
+        if not plain.isascii():
+            plain = "xn--" + part.encode("punycode").decode("ascii")
+        parts.append(plain)
+    return _NOT_HOST_NAME.sub("_", ".".join(parts)) or "localhost"
 
 
 def decode_hello(frame: Frame) -> Hello:

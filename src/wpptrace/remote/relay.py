@@ -212,8 +212,9 @@ class Relay:
     ``to``: (host, port) or "HOST:PORT"; ``tls``: an ``ssl.SSLContext`` for the client side
     (``wpptrace.remote.tls.client_context``), None for plain TCP; ``server_hostname``: the
     name the collector's certificate must carry (default: the host). ``host``: the host
-    name the collector shows (default: this host's; letters, digits, ".", "-" and "_" only,
-    ValueError otherwise). ``max_queue``: buffers held at most, ``max_queue_bytes``: bytes
+    name the collector shows: ASCII letters, digits, ".", "-" and "_" only, ValueError
+    otherwise (default: this host's, or one made from it if it has other characters:
+    ``protocol.host_name_from``). ``max_queue``: buffers held at most, ``max_queue_bytes``: bytes
     (one buffer at least). ``start()`` subscribes (Win32Error if there is no such real-time session)
     and returns; ``wait()`` blocks until the relay is done; ``stop()`` ends it early (what
     is queued is still sent). Once the stream ended (or was stopped), a relay that cannot
@@ -248,10 +249,13 @@ class Relay:
         self.tls = tls
         self.server_hostname = server_hostname
         self.source_id = source_id or uuid.uuid4()
-        self.host = host or socket.gethostname() or "localhost"
-        problem = P.host_name_problem(self.host)
-        if problem:         # (the collector would refuse it)
-            raise ValueError(f"{problem}: a collector refuses it")
+        if host:
+            problem = P.host_name_problem(host)
+            if problem:         # (the collector would refuse it)
+                raise ValueError(f"{problem}: a collector refuses it")
+            self.host = host
+        else:                   # (this host's name may be one a collector refuses)
+            self.host = P.host_name_from(socket.gethostname() or "localhost")
         self.stats_interval = stats_interval
         self.connect_timeout = connect_timeout
         self.linger = linger
