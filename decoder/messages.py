@@ -103,10 +103,10 @@ class DecodedMessage:
     TRACE_LEVEL_* number when the TMF's ``LEVEL=`` names one (``level_name`` is the text as
     written), ``flags`` the TMF's ``FLAGS=`` text, ``function``/``file``/``line`` the call
     site; ``guid``/``number`` the message identity; ``timestamp`` an aware UTC datetime
-    (``filetime`` the FILETIME); ``pid``, ``tid``, ``cpu``, ``sequence`` from the record;
-    ``component``/``name`` the prefix's %1 and %2. ``status`` is ``"ok"``, ``"unknown"``
-    (no format: ``text`` is tracefmt's Unknown line) or ``"format-error"`` (``error`` says
-    why). Fields are read from the formatter's result when first used.
+    (``filetime`` the FILETIME; None past year 9999); ``pid``, ``tid``, ``cpu``, ``sequence``
+    from the record; ``component``/``name`` the prefix's %1 and %2. ``status`` is ``"ok"``,
+    ``"unknown"`` (no format: ``text`` is tracefmt's Unknown line) or ``"format-error"``
+    (``error`` says why). Fields are read from the formatter's result when first used.
     """
 
     __slots__ = ("_m", "_args")
@@ -163,7 +163,8 @@ class DecodedMessage:
 
     @property
     def timestamp(self) -> _dt.datetime | None:
-        """When the message was logged, as an aware UTC datetime."""
+        """When the message was logged, as an aware UTC datetime (None for a time past year
+        9999, which a datetime cannot hold: ``filetime`` has it)."""
         filetime = self.filetime
         return filetime_to_datetime(filetime) if filetime is not None else None
 

@@ -83,17 +83,20 @@ class TimeConverter:
         start, origin, num, den = self.linear
         return [start + (raw - origin) * num // den for raw in raws]
 
-    def to_datetime(self, raw: int) -> _dt.datetime:
+    def to_datetime(self, raw: int) -> _dt.datetime | None:
+        """``raw`` as an aware UTC datetime (None where ``filetime_to_datetime`` gives none)."""
         return filetime_to_datetime(self.to_filetime(raw))
 
 
-def filetime_to_datetime(filetime: int) -> _dt.datetime:
-    """FILETIME -> aware UTC datetime (microsecond resolution; clamped to datetime's range)."""
+def filetime_to_datetime(filetime: int) -> _dt.datetime | None:
+    """FILETIME -> aware UTC datetime (microsecond resolution); None for a time a datetime
+    cannot hold (past year 9999, or before year 1), as JSON Lines writes no ISO time for it:
+    never another instant."""
     dt, epoch = _DATETIME or _import_datetime()
     try:
         return epoch + dt.timedelta(microseconds=filetime // 10)
     except OverflowError:
-        return dt.datetime.max.replace(tzinfo=dt.timezone.utc) if filetime > 0 else epoch
+        return None
 
 
 #: (the datetime module, 1601-01-01 UTC), from the first conversion to a datetime: fmt makes

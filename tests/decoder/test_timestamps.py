@@ -39,8 +39,10 @@ def test_cpu_cycle_clock_uses_cpu_speed():
     assert clock.to_filetime(gen.T0 + 2_500_000_000) == gen.START_TIME + 10_000_000   # 1 s
 
 
-def test_filetime_to_datetime_clamps_instead_of_raising():
-    assert filetime_to_datetime(2**63 - 1).year == 9999
+def test_filetime_to_datetime_gives_none_past_what_a_datetime_holds_instead_of_raising():
+    """Never another instant (a time past year 9999 clamped to 9999-12-31 would be one)."""
+    assert filetime_to_datetime(2**63 - 1) is None
+    assert filetime_to_datetime(-(2**63)) is None
     assert filetime_to_datetime(0) == dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
 
