@@ -267,7 +267,7 @@ static int run_marker(walk *w, const uint8_t *p, uint32_t n)
     if (!w->marker) {            /* the run's text so far moves to late */
         uint32_t had = t->plain.len - w->start;
         uint32_t at = t->late.len;
-        if (append(&t->late, t->plain.data + w->start, had) != 0)
+        if (had && append(&t->late, t->plain.data + w->start, had) != 0)
             return -1;
         t->plain.len = w->start;
         w->start = at;

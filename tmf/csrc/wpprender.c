@@ -60,7 +60,8 @@ typedef struct {
 typedef struct program {
     uint32_t flags;
     uint16_t nargs, nops, nprefix;    /* nprefix: index of the PREFIX_END op (nops if none) */
-    uint16_t nstr, max_pstr;          /* strings of this program; PSTR indexes it prints up to */
+    uint16_t nstr;                    /* strings of this program */
+    uint32_t max_pstr;                /* PSTR indexes it prints up to (32 bits: string 65535 + 1) */
     int32_t shared;                   /* shared prefix program id, or -1 */
     pr_arg *args;
     pr_op *ops;
@@ -319,7 +320,7 @@ static program *parse_program(const uint8_t *blob, uint32_t size)
             if (i >= p->nprefix && p->nprefix != p->nops) goto bad;
             break;
         case WPPR_OP_PSTR:
-            if (op->arg >= p->max_pstr) p->max_pstr = (uint16_t)(op->arg + 1);
+            if (op->arg >= p->max_pstr) p->max_pstr = (uint32_t)op->arg + 1;
             break;
         default:
             goto bad;
@@ -750,6 +751,7 @@ run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const
         int rc = 0;
         switch (op->op) {
         case WPPR_OP_LIT:
+            if (!op->p2) break;       /* nothing to copy (and no buffer yet to add an offset to) */
             if (wppr_reserve(o, op->p2)) return -1;
             wppr_copy_text(o->data + o->len, p->pool + op->p1, op->p2);
             o->len += op->p2;
