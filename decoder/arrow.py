@@ -41,6 +41,7 @@ from wpptrace._cliutil import reason
 from ._hazmat import COLUMNS, ColumnBuffers, constants, sizeof
 from .messages import DecodingRun, _paths, load_tmf, trace_level
 from .output import name_value
+from .records import kernel_provider
 from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
 
 __all__ = ["SCHEMA", "ARG_TYPE", "LABEL", "ISSUES_SCHEMA", "PORTABLE_SCHEMA", "portable",
@@ -184,7 +185,7 @@ _DONE, _FULL = COLUMNS.DONE, COLUMNS.FULL
 _C_TIME, _C_NS, _C_NO_GUID = COLUMNS.TIME, COLUMNS.NS, COLUMNS.NO_GUID
 _C_NO_PID, _C_NO_TID = COLUMNS.NO_PID, COLUMNS.NO_TID
 _C_INT, _C_FLOAT, _C_STR = COLUMNS.INT, COLUMNS.FLOAT, COLUMNS.STR
-_GUID_OFFSET = ROW_FIELDS.index("guid_offset")
+_GUID_OFFSET, _KIND, _NUMBER = (ROW_FIELDS.index(f) for f in ("guid_offset", "kind", "number"))
 _FILETIME_UNIX = 116_444_736_000_000_000
 # FILETIMEs whose nanoseconds since 1970 fit an int64
 _NS_LO, _NS_HI = _FILETIME_UNIX - (1 << 63) // 100 + 1, _FILETIME_UNIX + ((1 << 63) - 1) // 100
@@ -389,8 +390,10 @@ class ArrowBuilder:
                 pending.times[r] = ft
         if m is None:                   # a record that is not a message (all_records)
             raw = view.datas[slot][goff:goff + _GUID_SIZE] if goff else b""
-            pending.values[r] = ("record", str(uuid.UUID(bytes_le=bytes(raw)))
-                                 if len(raw) == _GUID_SIZE else None,
+            # (one that carries none: the provider decoder.open gives it, if any)
+            provider = (uuid.UUID(bytes_le=bytes(raw)) if len(raw) == _GUID_SIZE
+                        else kernel_provider(full[_KIND], full[_NUMBER]))
+            pending.values[r] = ("record", None if provider is None else str(provider),
                                  None, None, None, None, None, None, None, None)
             pending.no_text.append(r)
             columns.text(None)

@@ -75,6 +75,7 @@ def __getattr__(name: str):
 #: HookId 0x030A (process group, type 10) is the old image-load event: Image class
 _IMAGE_LOAD_HOOK = 0x030A
 
+
 # etlrd_record (decoder/csrc/etlread.h) as flat tuples; _F_* index them (the consumer API
 # and the typed events read the tuples directly on their hot paths)
 _RECORD_FIELDS = RECORD.fields
@@ -95,6 +96,17 @@ _HAS_COMP = ETL.ETLRD_HAS_COMPONENT
 _KIND_MESSAGE = ETL.ETLRD_KIND_MESSAGE
 _KIND_SYSTEM = ETL.ETLRD_KIND_SYSTEM
 _KIND_PERFINFO = ETL.ETLRD_KIND_PERFINFO
+
+
+def kernel_provider(kind: int, hook_id: int) -> uuid.UUID | None:
+    """The provider a record of ETLRD_KIND_* ``kind`` that carries no GUID has: for a system,
+    compact or perfinfo record the kernel event class of its HookId's group
+    (KERNEL_GROUP_GUIDS), else None."""
+    if kind > _KIND_PERFINFO:
+        return None
+    group = 0x14 if hook_id == _IMAGE_LOAD_HOOK else hook_id >> 8
+    return _constant("KERNEL_GROUP_GUIDS").get(group)
+
 
 #: what the walker expected when it reported a problem (ETLRD_ERR_*)
 WALK_ERRORS = {
@@ -215,10 +227,7 @@ class Record:
             import uuid
 
             return uuid.UUID(bytes_le=t[_F_GUID])
-        if t[_F_KIND] <= _KIND_PERFINFO:
-            hook = t[_F_ID]
-            return _constant("KERNEL_GROUP_GUIDS").get(0x14 if hook == _IMAGE_LOAD_HOOK else hook >> 8)
-        return None
+        return kernel_provider(t[_F_KIND], t[_F_ID])
 
     @property
     def message_guid(self) -> uuid.UUID | None:

@@ -1,6 +1,7 @@
-"""``--all-records``: a record that is not a WPP message keeps the GUID it carries (an
-EVENT_HEADER record's ProviderId) in the ``guid`` column, the provider ``wpptrace dump`` shows
-for it; records that carry none (system, perfinfo) have a null ``guid``."""
+"""``--all-records``: a record that is not a WPP message has in its ``guid`` column the
+provider ``wpptrace dump`` and ``decoder.open`` give it: the GUID it carries (an EVENT_HEADER
+record's ProviderId, a classic event's class GUID), or for a system or perfinfo record, which
+carries none, the kernel event class of its HookId's group (as Windows' ProviderId)."""
 from __future__ import annotations
 
 import collections
@@ -10,6 +11,7 @@ import json
 import pyarrow.parquet as pq
 
 from arrowhelp import fmt
+from wpptrace import decoder
 from wpptrace.cli import main
 
 _FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
@@ -40,5 +42,20 @@ def test_event_records_keep_their_provider_guid(corpus_file, tmp_path, capsys):
     assert collections.Counter((_iso(r["filetime"]), r["number"], r["guid"])
                                for r in events) == expected
 
-    system = [r for r in rows if r["status"] == "record" and r["kind"] in ("system", "perfinfo")]
-    assert system and all(r["guid"] is None for r in system)
+
+
+def test_kernel_records_have_the_provider_decoder_open_gives_them(corpus_file, tmp_path):
+    etl = corpus_file("diaghub-dotnetcore3.1-win-x64.diaghub.kernel.1.etl")
+    out = tmp_path / "all.parquet"
+    code, _, err = fmt([etl], [], "parquet", str(out), all_records=True)
+    assert code == 0, err
+    rows = [r for r in pq.read_table(out, columns=["filetime", "kind", "number", "guid"])
+            .to_pylist() if r["kind"] != "message"]
+    with decoder.open(etl) as records:
+        expected = collections.Counter(
+            (r.filetime, r.kind, r.event_id, None if r.provider_id is None else str(r.provider_id))
+            for r in records if r.kind != "message")
+    got = collections.Counter((r["filetime"], r["kind"], r["number"], r["guid"]) for r in rows)
+    assert got == expected
+    kinds = collections.Counter(r["kind"] for r in rows if r["guid"] is not None)
+    assert kinds["system"] > 100 and kinds["perfinfo"] > 100, kinds
