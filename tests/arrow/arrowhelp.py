@@ -2,6 +2,7 @@
 the same plain tuples."""
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import math
@@ -19,6 +20,16 @@ def fmt(files, tmf_dirs, output_format: str, output: str | None = None, **option
                       **options)
     code = run_fmt(opts, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+_FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def dump_iso(filetime: int) -> str:
+    """A FILETIME as ``wpptrace dump --json`` writes it (7 fraction digits)."""
+    seconds, ticks = divmod(filetime, 10_000_000)
+    when = _FILETIME_EPOCH + datetime.timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
 
 
 def _int64(v: int) -> int:

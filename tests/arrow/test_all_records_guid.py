@@ -5,23 +5,13 @@ carries none, the kernel event class of its HookId's group (as Windows' Provider
 from __future__ import annotations
 
 import collections
-import datetime
 import json
 
 import pyarrow.parquet as pq
 
-from arrowhelp import fmt
+from arrowhelp import dump_iso, fmt
 from wpptrace import decoder
 from wpptrace.cli import main
-
-_FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def _iso(filetime: int) -> str:
-    """A FILETIME as ``wpptrace dump --json`` writes it (7 fraction digits)."""
-    seconds, ticks = divmod(filetime, 10_000_000)
-    when = _FILETIME_EPOCH + datetime.timedelta(seconds=seconds)
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
 
 
 def test_event_records_keep_their_provider_guid(corpus_file, tmp_path, capsys):
@@ -39,7 +29,7 @@ def test_event_records_keep_their_provider_guid(corpus_file, tmp_path, capsys):
     events = [r for r in rows if r["kind"] == "event"]
     assert len(events) == sum(expected.values()) == 10
     assert all(r["guid"] is not None for r in events)
-    assert collections.Counter((_iso(r["filetime"]), r["number"], r["guid"])
+    assert collections.Counter((dump_iso(r["filetime"]), r["number"], r["guid"])
                                for r in events) == expected
 
 

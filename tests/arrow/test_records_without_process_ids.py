@@ -4,21 +4,12 @@ real process on Windows, the idle one); records and messages that log them keep 
 from __future__ import annotations
 
 import collections
-import datetime
 import json
 
 import pyarrow.parquet as pq
-from arrowhelp import fmt
+from arrowhelp import dump_iso, fmt
 
 from wpptrace.cli import main
-
-_FILETIME_EPOCH = datetime.datetime(1601, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def _iso(filetime: int) -> str:
-    seconds, ticks = divmod(filetime, 10_000_000)
-    when = _FILETIME_EPOCH + datetime.timedelta(seconds=seconds)
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
 
 
 def test_records_without_process_ids_have_null_pid_and_tid(fmt_data, tmp_path, capsys):
@@ -37,5 +28,5 @@ def test_records_without_process_ids_have_null_pid_and_tid(fmt_data, tmp_path, c
     dumped = [json.loads(line) for line in capsys.readouterr().out.splitlines()[:-1]]
     expected = collections.Counter((d["kind"], d["timestamp"], d["id"], d["pid"], d["tid"])
                                    for d in dumped[1:] if d["kind"] != "message")
-    assert collections.Counter((r["kind"], _iso(r["filetime"]), r["number"], r["pid"], r["tid"])
+    assert collections.Counter((r["kind"], dump_iso(r["filetime"]), r["number"], r["pid"], r["tid"])
                                for r in rows if r["status"] == "record") == expected

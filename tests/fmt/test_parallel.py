@@ -218,6 +218,19 @@ def _output_and_summary(tmp_path, jobs: int, *etls, **options) -> tuple[bytes, l
                               if not line.startswith("Elapsed")]
 
 
+def _assert_two_jobs_give(one: tuple[bytes, list[str]], to: str, tmp_path, etl, tmfs) -> None:
+    """fmt -j 2 of ``etl`` writes ``one`` (output, summary lines but Elapsed) to a file
+    (``to`` "file") or to its standard output."""
+    if to == "file":
+        assert _output_and_summary(tmp_path, 2, etl, tmf_dirs=tmfs, utc=True) == one
+    else:
+        summary = tmp_path / "sum-stream"
+        code, stdout, err = run_fmt_capture(etl, tmf_dirs=tmfs, utc=True, jobs=2, summary=str(summary))
+        assert code == 0, err
+        assert stdout.encode() == one[0]
+        assert [line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")] == one[1]
+
+
 def _runs_noted(monkeypatch) -> list:
     """The ParallelRun of each decode_parallel call from now on."""
     runs = []
@@ -400,14 +413,7 @@ def test_the_windows_counts_are_added_as_they_come(traces, tmp_path, monkeypatch
     monkeypatch.setattr(cli_fmt, "_decode_sources", decode)
     monkeypatch.setattr(cli_fmt._SummaryFile, "ready", ready)
     runs = _runs_noted(monkeypatch)
-    if to == "file":
-        assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
-    else:
-        summary = tmp_path / "sum-stream"
-        code, stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, utc=True, jobs=2, summary=str(summary))
-        assert code == 0, err
-        assert stdout.encode() == one[0]
-        assert [line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")] == one[1]
+    _assert_two_jobs_give(one, to, tmp_path, etls[0], tmfs)
     [run] = runs
     assert run.owners == [0, 1, 1, 1, 1, 1] and run.in_place == (to == "file")
     assert added == sorted(added) and added[0] >= 1
@@ -793,14 +799,7 @@ def test_the_summary_rows_and_file_are_made_before_this_process_decodes_its_last
     monkeypatch.setattr(parallel._OwnWindows, "decode", decode)
     hold_up(monkeypatch, tmp_path / "none-left", "worker")    # this process takes every window after its first
     runs = _runs_noted(monkeypatch)
-    if to == "file":
-        assert _output_and_summary(tmp_path, 2, etls[0], tmf_dirs=tmfs, utc=True) == one
-    else:
-        summary = tmp_path / "sum-stream"
-        code, stdout, err = run_fmt_capture(etls[0], tmf_dirs=tmfs, utc=True, jobs=2, summary=str(summary))
-        assert code == 0, err
-        assert stdout.encode() == one[0]
-        assert [line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")] == one[1]
+    _assert_two_jobs_give(one, to, tmp_path, etls[0], tmfs)
     [run] = runs
     assert run.owners == [0, 1, 0, 0, 0, 0] and run.in_place == (to == "file")
     # (six windows for 2 processes: every window after the first is one of the last ones)

@@ -39,6 +39,27 @@ def _waiting(decoder) -> int:
     return sum(type(value) is int for value in decoder._entries.values())
 
 
+def _decoders(driver, tmp_path, installed: bool):
+    """A maker of decoders that decoded the driver's file: from the TMFs alone, or
+    (``installed``) with a program cache another run filled, most of its messages then
+    installed and waiting for their entry."""
+    path, tmf_dir = driver
+    made = ProgramCache(str(tmp_path), bytes(32))
+    if installed:
+        _decoded(path, tmf_dir, made)
+
+    def decoded() -> WppDecoder:
+        if not installed:
+            return _decoded(path, tmf_dir)
+        cache = ProgramCache(str(tmp_path), bytes(32))
+        cache._records = dict(made._added)
+        decoder = _decoded(path, tmf_dir, cache)
+        assert _waiting(decoder) > len(decoder._entries) // 2
+        return decoder
+
+    return decoded
+
+
 def _more(decoder) -> None:
     """Messages and counts that come after: another process's counts (by plain key and by
     UUID key, to a message met here and to one met only there), a row key of a GUID no TMF
@@ -124,19 +145,7 @@ def test_counts_kept_from_prepare_take_the_counts_added_after(driver, tmp_path, 
     the counts another process adds after (``add_plain_message_counts``) are added to them
     too, so the table's counts are not made again: the rows are those of a decoder given the
     same counts without it, and a loop's."""
-    path, tmf_dir = driver
-    made = ProgramCache(str(tmp_path), bytes(32))
-    if installed:
-        _decoded(path, tmf_dir, made)
-
-    def decoded() -> WppDecoder:
-        if not installed:
-            return _decoded(path, tmf_dir)
-        cache = ProgramCache(str(tmp_path), bytes(32))
-        cache._records = dict(made._added)
-        decoder = _decoded(path, tmf_dir, cache)
-        assert _waiting(decoder) > len(decoder._entries) // 2
-        return decoder
+    decoded = _decoders(driver, tmp_path, installed)
 
     decoder, unprepared = decoded(), decoded()
     decoder.prepare_summary()
@@ -221,19 +230,7 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
     and for an installed message whose entry was made since (its count then in the entry).
     Kept while no message was met or made an entry of (and, asked not to find them again,
     left as they are)."""
-    path, tmf_dir = driver
-    made = ProgramCache(str(tmp_path), bytes(32))
-    if installed:
-        _decoded(path, tmf_dir, made)
-
-    def decoded() -> WppDecoder:
-        if not installed:
-            return _decoded(path, tmf_dir)
-        cache = ProgramCache(str(tmp_path), bytes(32))
-        cache._records = dict(made._added)
-        decoder = _decoded(path, tmf_dir, cache)
-        assert _waiting(decoder) > len(decoder._entries) // 2
-        return decoder
+    decoded = _decoders(driver, tmp_path, installed)
 
     decoder, given_none = decoded(), decoded()
     stranger = (uuid.UUID(int=0x1234 << 64 | 5).bytes_le, 8)

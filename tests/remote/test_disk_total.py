@@ -17,19 +17,26 @@ from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_DISK_FULL
 
 
-def _header_only(collector, head, n: int):
-    """A source that sends its header buffer and END; the collector's last answer."""
-    hand = HandRelay(collector.address, len(head), f"d{n}")
+def _header_answers(collector, head, name: str, source_id=None) -> list:
+    """A source that sends its header buffer and END; every answer until the collector
+    closes the connection."""
+    hand = HandRelay(collector.address, len(head), name, source_id=source_id)
     try:
-        assert hand.answer()[0] == P.FrameType.WELCOME
+        answers = [hand.answer()]
         hand.header(head)
         hand.end(1, end_time=1)
-        answers = []
         while (answer := hand.answer()) is not None:
             answers.append(answer)
-        return answers[-1]
+        return answers
     finally:
         hand.close()
+
+
+def _header_only(collector, head, n: int):
+    """A source that sends its header buffer and END; the collector's last answer."""
+    answers = _header_answers(collector, head, f"d{n}")
+    assert answers[0][0] == P.FrameType.WELCOME
+    return answers[-1]
 
 
 def test_sources_past_the_total_are_refused_disk_full_and_counted(recorded, tmp_path,
@@ -77,21 +84,6 @@ def test_a_source_whose_buffer_would_pass_the_total_is_ended_disk_full(recorded,
     kind, _, payload = answers[-1]
     assert kind == P.FrameType.ERROR and struct.unpack_from("<I", payload)[0] == ERROR_DISK_FULL
     assert os.path.getsize(source.path) == len(head) + 2 * len(buffers[0])
-
-
-def _header_answers(collector, head, name: str, source_id=None) -> list:
-    """A source that sends its header buffer and END; every answer until the collector
-    closes the connection."""
-    hand = HandRelay(collector.address, len(head), name, source_id=source_id)
-    try:
-        answers = [hand.answer()]
-        hand.header(head)
-        hand.end(1, end_time=1)
-        while (answer := hand.answer()) is not None:
-            answers.append(answer)
-        return answers
-    finally:
-        hand.close()
 
 
 def test_a_file_that_could_not_be_made_takes_nothing_of_the_total(recorded, tmp_path,

@@ -111,6 +111,21 @@ def _stuck_sources(collector, live, out, head, count: int) -> None:
     assert sum(not v.done for v in live.views) == count
 
 
+def _stuck_collector(recorded) -> tuple[Collector, _StuckOutput]:
+    """A collector (started) whose live view holds 2 ended sources stuck printing."""
+    head, _ = recorded
+    out = _StuckOutput()
+    live = LiveView(tmf.load(tolerant=True), out)
+    collector = Collector(("127.0.0.1", 0), live=live).start()
+    try:
+        _stuck_sources(collector, live, out, head, 2)
+    except BaseException:
+        out.release.set()
+        collector.stop()
+        raise
+    return collector, out
+
+
 def _in_thread(fn) -> tuple[threading.Thread, list]:
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(fn()), daemon=True)
@@ -121,12 +136,8 @@ def _in_thread(fn) -> tuple[threading.Thread, list]:
 def test_a_stop_does_not_wait_past_its_timeout_for_views_whose_output_is_stuck(recorded):
     """Each stuck view used to be waited for 60 s, one after the other, outside the
     stop's timeout: the stop's one timeout bounds them all, and what is left is said."""
-    head, _ = recorded
-    out = _StuckOutput()
-    live = LiveView(tmf.load(tolerant=True), out)
-    collector = Collector(("127.0.0.1", 0), live=live).start()
+    collector, out = _stuck_collector(recorded)
     try:
-        _stuck_sources(collector, live, out, head, 2)
         stopper, outcome = _in_thread(lambda: collector.stop(timeout=1))
         stopper.join(PATIENCE)
         assert not stopper.is_alive(), "the stop waited past its timeout"
@@ -142,12 +153,8 @@ def test_a_stop_does_not_wait_past_its_timeout_for_views_whose_output_is_stuck(r
 def test_a_second_stop_with_no_time_does_not_wait_for_stuck_views(recorded):
     """``collect``'s second interrupt: stop(0) while a first stop still waits for the
     views returns at once, saying what is left."""
-    head, _ = recorded
-    out = _StuckOutput()
-    live = LiveView(tmf.load(tolerant=True), out)
-    collector = Collector(("127.0.0.1", 0), live=live).start()
+    collector, out = _stuck_collector(recorded)
     try:
-        _stuck_sources(collector, live, out, head, 2)
         first, _ = _in_thread(lambda: collector.stop(timeout=10 * PATIENCE))
         wait_until(lambda: collector.wait(0), what="the collector's loop to end")
         second, outcome = _in_thread(lambda: collector.stop(0))
