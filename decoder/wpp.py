@@ -319,13 +319,17 @@ class _SummaryCounts:
 class _FoundMessages:
     """The messages of plain keys as ``WppDecoder.add_plain_message_counts`` finds them (an
     entry, an installed message's place, or None), found ahead (``find_plain_messages``) and
-    good while the decoder's messages are as they were then (``state``)."""
+    good while the decoder's messages are as they were then (``state``); with the summary's
+    counts kept (``_SummaryCounts``), each one's place in them too."""
 
-    __slots__ = ("state", "found")
+    __slots__ = ("state", "found", "places", "at")
 
-    def __init__(self, state: tuple, found: list) -> None:
+    def __init__(self, state: tuple, found: list, places: dict | None = None,
+                 at: list | None = None) -> None:
         self.state = state        # (messages, row entries): each only grows
         self.found = found        # one per key, the keys' first ones
+        self.places = places      # the kept counts' places ``at`` was found in (None: no counts kept)
+        self.at = at              # each found message's place in them (None: it has none)
 
 
 class _Entry:
@@ -1612,12 +1616,14 @@ class WppDecoder:
         worker's as they come: each is two dict lookups by a tuple, whose hash is not kept).
         ``ahead``: found before for the first keys (a list that only grows), kept while no
         message was met or made an entry of since, else found again (``again``; else
-        ``ahead`` is given back as it is, to be found again later, once)."""
+        ``ahead`` is given back as it is, to be found again later, once). With the summary's
+        counts kept, their places in them too (``_FoundMessages.at``)."""
         state = (len(self._entries), len(self._raw_entries))
         found = []
+        kept_from = None                  # ``ahead``, its messages still good
         if ahead is not None:
             if ahead.state == state:
-                found = ahead.found
+                found, kept_from = ahead.found, ahead
             elif not again:
                 return ahead
         if len(found) < len(keys):
@@ -1626,7 +1632,16 @@ class WppDecoder:
             if self._installed_keys:      # installed messages without an entry: by their bytes too
                 more = map(self._entries.get, rest, more)
             found = found + list(more)
-        return _FoundMessages(state, found)
+        kept = self._kept_summary_counts()
+        if kept is None:
+            return _FoundMessages(state, found)
+        # their places in the summary's counts kept, found ahead too (a dict lookup each, in a C
+        # loop): the end adds to them by place
+        places = kept.places
+        at = kept_from.at if kept_from is not None and kept_from.places is places else []
+        if len(at) < len(found):
+            at = at + list(map(places.get, found[len(at):]))
+        return _FoundMessages(state, found, places, at)
 
     def add_plain_message_counts(self, keys: list[tuple], counts: list[int],
                                  ahead: _FoundMessages | None = None) -> list[tuple]:
@@ -1637,24 +1652,31 @@ class WppDecoder:
         messages as ``find_plain_messages`` found them before. The (key, count) pairs left,
         counts not 0, for ``add_message_counts`` once their keys are made."""
         left = []
-        found = self.find_plain_messages(keys, ahead).found
-        installed = self._installed_counts
         kept = self._kept_summary_counts()
-        totals = places = None
-        if kept is not None:              # the summary's counts kept: added to alike
-            totals, places = kept.counts, kept.places
+        made = self.find_plain_messages(keys, ahead)
+        found = made.found
+        installed = self._installed_counts
         unplaced = False                  # a count added to a message the kept counts have no place of
-        for key, entry, count in zip(keys, found, counts):
-            if count:
-                if entry is None:
-                    left.append((key, count))
-                    continue
-                if type(entry) is int:
-                    installed[entry] += count
-                else:
-                    entry.count += count
-                if totals is not None:
-                    place = places.get(entry)
+        if kept is None:
+            for key, entry, count in zip(keys, found, counts):
+                if count:
+                    if entry is None:
+                        left.append((key, count))
+                    elif type(entry) is int:
+                        installed[entry] += count
+                    else:
+                        entry.count += count
+        else:                             # the summary's counts kept: added to alike, by each one's place
+            totals = kept.counts
+            for key, entry, count, place in zip(keys, found, counts, made.at):
+                if count:
+                    if entry is None:
+                        left.append((key, count))
+                        continue
+                    if type(entry) is int:
+                        installed[entry] += count
+                    else:
+                        entry.count += count
                     if place is None:
                         unplaced = True
                     else:

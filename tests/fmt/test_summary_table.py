@@ -278,3 +278,27 @@ def test_counts_after_a_mark_come_from_its_parts(driver, monkeypatch):
         each.add_message_counts({keys[0]: 4})
     assert decoder._summary_counts() == fresh._summary_counts() != want
     assert sorted(decoder.summary_table()) == _loop_rows(decoder)
+
+
+
+def test_places_in_the_kept_counts_found_ahead_take_the_counts(driver):
+    """With the summary's counts kept (a fmt -j parent at its wait), the messages of another
+    process's keys are found ahead with their places in those counts, kept while they hold
+    and found for the keys that come after; the counts are added by those places: the rows
+    of a decoder that keeps none, and a loop's (a message given twice: both its counts)."""
+    path, tmf_dir = driver
+    decoder, fresh = _decoded(path, tmf_dir), _decoded(path, tmf_dir)
+    decoder.prepare_summary()
+    plain = [key for key in decoder.plain_message_keys() if key != ("header", 0)]
+    places = decoder._summary_kept.places
+    ahead = decoder.find_plain_messages(plain[:100])
+    assert ahead.at == [places[entry] for entry in ahead.found]
+    keys = plain + plain[:2]
+    ahead = decoder.find_plain_messages(keys, ahead)
+    assert ahead.at == [places[entry] for entry in ahead.found]
+    counts = [n % 5 for n in range(len(plain))] + [3, 4]
+    for each in (decoder, fresh):
+        assert each.add_plain_message_counts(keys, counts, ahead if each is decoder else None) == []
+    assert decoder._kept_summary_counts() is not None       # added to, not dropped
+    assert decoder._summary_counts() == fresh._summary_counts()
+    assert sorted(decoder.summary_table()) == _loop_rows(decoder)
