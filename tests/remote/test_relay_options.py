@@ -3,6 +3,8 @@ checked (a bad value is one line saying what was expected, exit status 2), and h
 the relay."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from wpptrace import cli
@@ -143,7 +145,13 @@ def test_a_host_name_a_collector_refuses_is_one_line_naming_it_as_given(capsys, 
     ("plain-host.example", "plain-host.example"),
 ], ids=["accent", "dollar", "other-script", "plain"])
 def test_a_relay_on_a_host_whose_name_a_collector_refuses_shows_a_name_made_from_it(
-        monkeypatch, this_host, shown):
+        monkeypatch, caplog, this_host, shown):
     monkeypatch.setattr(relay_module.socket, "gethostname", lambda: this_host)
-    relay = relay_module.Relay(("127.0.0.1", 9), session="s")
+    with caplog.at_level(logging.INFO, logger="wpptrace.remote.relay"):
+        relay = relay_module.Relay(("127.0.0.1", 9), session="s")
     assert relay.host == shown
+    said = [r.getMessage() for r in caplog.records if "is sent as" in r.getMessage()]
+    # a name made from the host's is said once, as the relay starts; a plain one is not
+    assert said == ([f"s: this host's name {this_host!r} is sent as {shown!r} (a collector takes only "
+                     f"ASCII letters, digits, '.', '-' and '_'; --host-name sets another)"]
+                    if shown != this_host else [])

@@ -255,7 +255,12 @@ class Relay:
                 raise ValueError(f"{problem}: a collector refuses it")
             self.host = host
         else:                   # (this host's name may be one a collector refuses)
-            self.host = P.host_name_from(socket.gethostname() or "localhost")
+            own = socket.gethostname() or "localhost"
+            self.host = P.host_name_from(own)
+            if self.host != own:
+                log.info("%s: this host's name %r is sent as %r (a collector takes only ASCII "
+                         "letters, digits, '.', '-' and '_'; --host-name sets another)",
+                         self.name, own, self.host)
         self.stats_interval = stats_interval
         self.connect_timeout = connect_timeout
         self.linger = linger
