@@ -22,7 +22,8 @@ capture of the fixture has a keep folder (``DIR``, else ``wpp-captures/``), so i
 writes what its buffers hold every second: a test killed while it captures (a CI timeout, a
 crashed xdist worker) leaves ``<test>~running/trace.etl`` in that folder, with what was
 logged until about a second before (the latest killed run's: a later run replaces it; decode it
-with the TMF that ``wpptrace tmf gen`` makes of the sources). Nothing of wpptrace is imported until a test asks for the fixture, so test
+with the TMF that ``wpptrace tmf gen`` makes of the sources); xdist's report of the crash names
+that file. Nothing of wpptrace is imported until a test asks for the fixture, so test
 runs that do not use it are unchanged.
 """
 from __future__ import annotations
@@ -89,3 +90,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.sections.append(("wpptrace captures", text))
     elif report.when == "teardown" and not item.stash.get(_FAILED, False):
         factory.discard()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: object) -> None:
+    """pytest-xdist's controller, a worker having died while it ran ``crashitem``: its report
+    names the captures the test left (``<test>~running/trace.etl``), which no worker can say."""
+    from wpptrace.testing import left_running
+
+    config = getattr(sched, "config", None) or getattr(getattr(report, "node", None), "config", None)
+    keep = _crash_keep_dirs(report, config)
+    left = [path for folder in keep for path in left_running(folder, crashitem)]
+    if left:
+        report.sections.append(("wpptrace captures", "\n".join(
+            [f"the test's capture, left as its worker died: {path}" for path in left]
+            + ["(decode it with the TMF that `wpptrace tmf gen` makes of the sources)"])))
+
+
+def _crash_keep_dirs(report: pytest.TestReport, config: "pytest.Config | None") -> list:
+    """Where a crashed worker's fixture kept captures: ``--wpp-keep DIR``, else each worker's
+    ``wpp-captures/`` under the run's temporary folder."""
+    if config is None:
+        return []
+    keep_dir = config.getoption("wpp_keep")
+    if keep_dir is not None:
+        return [config.invocation_params.dir / keep_dir]
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return []
+    return sorted(factory.getbasetemp().glob("*/wpp-captures"))
+

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import itertools
 import logging as _logging
@@ -868,6 +869,17 @@ def _test_name(nodeid: str) -> str:
         digest = hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
         safe = f"{safe[:TEST_NAME_LENGTH - 9].rstrip('-')}{NUMBER_SEPARATOR}{digest}"
     return safe
+
+
+def left_running(keep_dir: str | os.PathLike, nodeid: str) -> list[str]:
+    """The ``trace.etl`` files a test's captures left in ``keep_dir`` when its process was
+    killed while they ran (``<name>~running``, ``<name>~N~running``), in name order."""
+    name = glob.escape(_test_name(nodeid))
+    found = set()
+    for pattern in (f"{name}{NUMBER_SEPARATOR}{RUNNING}",
+                    f"{name}{NUMBER_SEPARATOR}[0-9]*{NUMBER_SEPARATOR}{RUNNING}"):
+        found.update(glob.glob(os.path.join(glob.escape(os.fspath(keep_dir)), pattern, "trace.etl")))
+    return sorted(found)
 
 
 def _unique_dir(parent: str, name: str) -> str:

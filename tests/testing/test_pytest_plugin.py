@@ -471,6 +471,8 @@ def test_a_killed_test_s_capture_is_left_in_the_keep_folder_with_what_it_logged(
                                                       "test_killed.test_ok"]
     assert not list(private_tmp.iterdir())
     etl = keep / "test_killed.test_killed~running" / "trace.etl"
+    # the controller's report of the crash names the file (no worker is left to say it)
+    assert f"the test's capture, left as its worker died: {etl}" in run.stdout, run.stdout
     assert main(["tmf", "gen", "-o", str(tmp_path / "tmf"), str(where / "app.py")]) == 0
     capsys.readouterr()
     main(["fmt", str(etl), "-p", str(tmp_path / "tmf"), "--no-prefix"])
