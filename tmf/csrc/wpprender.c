@@ -228,6 +228,8 @@ static void fold_literals(program *p)
     uint16_t k = 0, prefix_end = UINT16_MAX;
     for (uint16_t i = 0; i < p->nops; i++) {
         const pr_op *op = &p->ops[i];
+        if (op->op == WPPR_OP_LIT && !op->p2)   /* prints nothing: no op to run per row */
+            continue;
         if (op->op == WPPR_OP_LIT && k > 0) {
             pr_op *prev = &p->ops[k - 1];
             if (prev->op != WPPR_OP_LIT && prev->op != WPPR_OP_PREFIX_END && !prev->tail_len) {
@@ -751,7 +753,6 @@ run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const
         int rc = 0;
         switch (op->op) {
         case WPPR_OP_LIT:
-            if (!op->p2) break;       /* nothing to copy (and no buffer yet to add an offset to) */
             if (wppr_reserve(o, op->p2)) return -1;
             wppr_copy_text(o->data + o->len, p->pool + op->p1, op->p2);
             o->len += op->p2;
