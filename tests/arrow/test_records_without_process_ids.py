@@ -22,7 +22,8 @@ def test_records_without_process_ids_have_null_pid_and_tid(fmt_data, tmp_path, c
     perfinfo = [r for r in rows if r["kind"] == "perfinfo"]
     assert len(perfinfo) == 2
     assert all(r["pid"] is None and r["tid"] is None for r in perfinfo)
-    assert all(r["pid"] and r["tid"] for r in rows if r["kind"] in ("system", "message"))
+    assert all(r["pid"] is not None and r["tid"] is not None
+               for r in rows if r["kind"] in ("system", "message"))
 
     assert main(["dump", "--json", str(etl)]) == 0
     dumped = [json.loads(line) for line in capsys.readouterr().out.splitlines()[:-1]]

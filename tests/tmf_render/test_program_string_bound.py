@@ -11,13 +11,16 @@ import struct
 
 import pytest
 
-from wpptrace._core import lib
+from wpptrace._core import ffi, lib
 from wpptrace.tmf import native
 
 
-def _blob(flags: int, shared: int, ops: list[bytes], nstr: int = 0) -> bytes:
-    head = struct.pack("<IIHHIiH", lib.WPPR_MAGIC, flags, 0, len(ops), 0, shared, nstr)
-    return head + bytes(24 - len(head)) + b"".join(ops)
+def _blob(flags: int, shared: int, ops: list[bytes], strings: bytes = b"") -> bytes:
+    """A program of ``ops``; ``strings``: each a string of its own (its table, then its pool)."""
+    table = b"".join(struct.pack("<II", i, 1) for i in range(len(strings)))
+    head = struct.pack("<IIHHIiH", lib.WPPR_MAGIC, flags, 0, len(ops), len(strings), shared,
+                       len(strings))
+    return head + bytes(24 - len(head)) + b"".join(ops) + table + strings
 
 
 def _pstr(index: int) -> bytes:
@@ -36,3 +39,15 @@ def test_a_shared_prefix_printing_more_strings_than_its_message_has_is_refused(i
     prefix = renderer.add(_blob(lib.WPPR_P_SHARED, -1, [_pstr(index)]))   # checked when named
     with pytest.raises(ValueError, match="malformed renderer program"):
         renderer.add(_blob(lib.WPPR_P_PREFIX, prefix, []))
+
+
+def test_a_message_printing_a_string_it_has_renders_it():
+    """The same layout with the string there is taken and printed (the refusals above are the
+    bound's, not the layout's)."""
+    renderer = native.NativeRenderer()
+    program = renderer.add(_blob(0, -1, [_pstr(1)], strings=b"ab"))
+    rows = ffi.new("wppr_row[1]")
+    rows[0].program, rows[0].milli, rows[0].pointer_size = program, native.NO_TIME, 8
+    rows[0].args = ffi.new("uint8_t[1]")
+    assert bytes(renderer.render(rows, 1)[0]) == b"b\n"
+
