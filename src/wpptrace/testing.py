@@ -873,10 +873,12 @@ def _test_name(nodeid: str) -> str:
 
 def left_running(keep_dir: str | os.PathLike, nodeid: str) -> list[str]:
     """The ``trace.etl`` files a test's captures left in ``keep_dir`` when its process was
-    killed while they ran (``<name>~running``, ``<name>~N~running``), in name order."""
+    killed while they ran (``<name>~running``, ``<name>~running~N`` beside a live run's,
+    ``<name>~N~running`` for its later captures), in name order."""
     name = glob.escape(_test_name(nodeid))
     found = set()
     for pattern in (f"{name}{NUMBER_SEPARATOR}{RUNNING}",
+                    f"{name}{NUMBER_SEPARATOR}{RUNNING}{NUMBER_SEPARATOR}[0-9]*",
                     f"{name}{NUMBER_SEPARATOR}[0-9]*{NUMBER_SEPARATOR}{RUNNING}"):
         found.update(glob.glob(os.path.join(glob.escape(os.fspath(keep_dir)), pattern, "trace.etl")))
     return sorted(found)

@@ -134,7 +134,7 @@ def _session_exists(name: str) -> bool:
     return True
 
 
-def test_only_a_capture_with_a_keep_folder_writes_its_buffers_every_second(tmp_path) -> None:
+def test_only_a_capture_with_a_keep_folder_has_a_one_second_flush_timer(tmp_path) -> None:
     """The flush timer is what leaves a killed process's file, with what it logged, in the keep
     folder; without one the file goes with the process anyway, and a flush every second would
     only make the file grow by a whole buffer each second."""
@@ -723,3 +723,19 @@ def test_a_forked_child_logs_into_a_guid_capture_not_a_private_one(tmp_path) -> 
         _fork_and_log()
     assert sorted(shared.texts) == ["child 2", "parent 1"] and shared.lost == 0
     assert len({m.pid for m in shared.messages}) == 2
+
+
+def test_left_running_finds_every_folder_a_killed_test_s_captures_leave(tmp_path) -> None:
+    """What xdist's crash report names: the test's first capture (``~running``, or
+    ``~running~2`` beside a live run's), its later ones (``~2~running``); not another test's,
+    nor a folder without its trace.etl."""
+    from wpptrace.testing import left_running
+
+    for folder in ("t.test_a~running", "t.test_a~running~2", "t.test_a~2~running",
+                   "t.test_a-x~running", "t.test_b~running"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "trace.etl").write_bytes(b"")
+    (tmp_path / "t.test_a~3~running").mkdir()
+    assert left_running(tmp_path, "t.py::test_a") == [
+        str(tmp_path / name / "trace.etl")
+        for name in ("t.test_a~2~running", "t.test_a~running", "t.test_a~running~2")]
