@@ -10,6 +10,7 @@ from remote_helpers import HandRelay
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
 from wpptrace.remote import protocol as P
+from wpptrace.winerror import ERROR_DISK_FULL, Win32Error
 
 SOURCES = 12
 
@@ -37,6 +38,56 @@ def test_lines_about_sources_past_the_bound_go_to_debug_and_are_counted(recorded
     assert len(said) == 5 and len(unsaid) >= 2 * SOURCES - 5    # (connected, summary ...)
     notes = [r.getMessage() for r in caplog.records
              if r.levelno == logging.WARNING and "lines about sources" in r.getMessage()]
+    assert notes == ["5 lines about sources said in 60 s: more go to the debug level until "
+                     "that time is over, counted",
+                     f"{len(unsaid)} more lines about sources went to the debug level since "
+                     f"they were last said"]
+
+
+FAILING = 30
+
+
+def test_sources_whose_disk_fails_stay_within_the_bound(recorded, tmp_path, caplog,
+                                                        monkeypatch):
+    """A full disk fails every source at once: each one's failure, the loss counts its file's
+    header could not take and its summary (file incomplete) are lines about sources like the
+    others, bounded and counted."""
+    head, buffers = recorded
+    monkeypatch.setattr(collector_module, "_SOURCE_LINES_SAID", 5, raising=False)
+
+    class FullDisk(collector_module.EtlStreamFile):
+        def write(self, buffer):
+            raise Win32Error(ERROR_DISK_FULL, f"writing a buffer: {self.path}")
+
+        def set_lost(self, events_lost, buffers_lost):
+            raise Win32Error(ERROR_DISK_FULL, f"the header: {self.path}")
+    monkeypatch.setattr(collector_module, "EtlStreamFile", FullDisk)
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        for n in range(FAILING):
+            hand = HandRelay(collector.address, len(head), f"full{n}")
+            try:
+                assert hand.answer()[0] == P.FrameType.WELCOME
+                hand.header(head)
+                hand.buffer(1, buffers[0])
+                while hand.answer() is not None:
+                    pass
+            finally:
+                hand.close()
+        assert collector.wait_for(lambda ss: len(ss) == FAILING and all(s.closed for s in ss))
+        assert collector.write_failures == FAILING
+        assert all(s.file_error.startswith("writing it failed: ERROR_DISK_FULL")
+                   for s in collector.sources)
+    about = [r for r in caplog.records if "@hand" in r.getMessage()]
+    said = [r for r in about if r.levelno >= logging.INFO]
+    unsaid = [r for r in about if r.levelno == logging.DEBUG]
+    kinds = ("closed: cannot write", "cannot update the header's loss counts",
+             "may be incomplete")
+    for kind in kinds:              # (each kind of line is there, past the bound as debug)
+        assert sum(kind in r.getMessage() for r in unsaid) >= FAILING - 5, kind
+    assert len(said) == 5
+    notes = [r.getMessage() for r in caplog.records
+             if r.levelno >= logging.WARNING and "@hand" not in r.getMessage()]
     assert notes == ["5 lines about sources said in 60 s: more go to the debug level until "
                      "that time is over, counted",
                      f"{len(unsaid)} more lines about sources went to the debug level since "

@@ -131,17 +131,20 @@ class _DiskWriter:
     asked (a daemon thread: a disk that never answers holds up neither the other sources nor
     the process's exit). ``create(writer)`` makes the file, the first job; its outcome,
     ``created(path, failure)``, each write's, ``written(seq, size, error)``, and the close's,
-    ``settle(error)``, are called in the collector's thread. After a failed creation or
-    write the later writes are not tried (each reports that error), but a file made is
-    still closed: EndTime 0 if any buffer handed to it was not written (it does not pass
-    for a session that stopped cleanly), those buffers counted in the header's BuffersLost.
-    RuntimeError if no thread can be had."""
+    ``settle(error)``, are called in the collector's thread; its own lines go through
+    ``say`` (the collector's bound on lines about sources, from any thread). After a failed
+    creation or write the later writes are not tried (each reports that error), but a file
+    made is still closed: EndTime 0 if any buffer handed to it was not written (it does not
+    pass for a session that stopped cleanly), those buffers counted in the header's
+    BuffersLost. RuntimeError if no thread can be had."""
 
     def __init__(self, create: Callable[["_DiskWriter"], EtlStreamFile],
                  loop: asyncio.AbstractEventLoop,
                  created: Callable[[Optional[str], Optional[P.ProtocolError]], None],
-                 written: Callable[[int, int, str], None], label: str):
+                 written: Callable[[int, int, str], None], label: str,
+                 say: Callable[..., None]):
         self._file: Optional[EtlStreamFile] = None
+        self._say = say
         self.label = label              # its source's (what it says names it)
         self._error = ""
         self._loop = loop
@@ -241,8 +244,8 @@ class _DiskWriter:
             fn(*args)
         elif fn is self._created and args[1] is not None:
             # its source, failed already, hears no more of it: said here, once
-            log.warning("%s: the creation of a file given up on failed once the disk "
-                        "answered: %s; no file was made", self.label, args[1])
+            self._say(logging.WARNING, "%s: the creation of a file given up on failed once "
+                      "the disk answered: %s; no file was made", self.label, args[1])
 
     def _run(self) -> None:
         try:
@@ -291,8 +294,8 @@ class _DiskWriter:
             try:
                 self._file.set_lost(events_lost, buffers_lost)
             except BaseException as exc:    # noqa: BLE001 - (the next write says it too)
-                log.warning("%s: %s: cannot update the header's loss counts: %s",
-                            self.label, self._file.path, in_words(exc))
+                self._say(logging.WARNING, "%s: %s: cannot update the header's loss counts: "
+                          "%s", self.label, self._file.path, in_words(exc))
 
     def _close(self, end_time: int, settle: Callable[[str], None]) -> None:
         error = "closing it failed"     # (what a BaseException leaves: still settled)
@@ -312,15 +315,16 @@ class _DiskWriter:
                     try:
                         self._file.set_lost(events_lost, buffers_lost + missing)
                     except Exception as exc:    # noqa: BLE001 - the close says it too
-                        log.warning("%s: %s: cannot update the header's loss counts: %s",
-                                    self.label, self._file.path, in_words(exc))
+                        self._say(logging.WARNING, "%s: %s: cannot update the header's "
+                                  "loss counts: %s", self.label, self._file.path,
+                                  in_words(exc))
                 self._file.close(end_time)
                 self.end_time_written = end_time
                 if said is not None and missing > said:     # (closed: its header says so)
-                    log.warning("%s: %s: the file lacks %d buffers, %d more than its source's "
-                                "summary said (the write under way when it was given up on "
-                                "was not made once the disk answered)", self.label,
-                                self._file.path, missing, missing - said)
+                    self._say(logging.WARNING, "%s: %s: the file lacks %d buffers, %d more "
+                              "than its source's summary said (the write under way when it "
+                              "was given up on was not made once the disk answered)",
+                              self.label, self._file.path, missing, missing - said)
             error = ""
         except OSError as exc:
             error = f"closing it failed: {in_words(exc)}"
@@ -628,7 +632,8 @@ class _Source:
             collector.write_failures += 1
         else:                                       # (a header buffer the file refused)
             collector.protocol_errors += 1
-        log.warning("%s: closed: %s", _who(self, conn.peer if conn else s.peer), failure)
+        collector._say_of_source(logging.WARNING, "%s: closed: %s",
+                                 _who(self, conn.peer if conn else s.peer), failure)
         if conn is not None and conn.receiving is not None and conn.failure is None:
             conn.failure = failure
             conn.receiving.cancel()
@@ -906,6 +911,7 @@ class Collector:
         #: the debug level past _SOURCE_LINES_SAID (see _say_of_source)
         self._source_lines_said = 0
         self._source_lines_unsaid = 0
+        self._source_lines_lock = threading.Lock()      # (files' writers say lines too)
         self._handlers: set[asyncio.Task] = set()      # connection handlers started
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -1219,7 +1225,8 @@ class Collector:
             try:
                 source.writer = source.disk = _DiskWriter(
                     lambda writer: self._create_file(base, header, writer, held),
-                    asyncio.get_running_loop(), source.created, source.written, s.label)
+                    asyncio.get_running_loop(), source.created, source.written, s.label,
+                    self._say_of_source)
             except RuntimeError:                    # no thread to be had
                 self._credit_disk(len(header))
                 raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
@@ -1329,8 +1336,9 @@ class Collector:
             if disk is not None and disk._abandoned is not None:
                 with disk._lock:        # (decided before the give-up, or 0 from then on)
                     may_say = bool(disk.closing_with)
-            log.error("%s: %s may be incomplete: %s%s", summary, s.path, s.file_error,
-                      "" if s.stopped else _NOT_STOPPED[may_say])
+            self._say_of_source(logging.ERROR, "%s: %s may be incomplete: %s%s", summary,
+                                s.path, s.file_error,
+                                "" if s.stopped else _NOT_STOPPED[may_say])
         else:
             self._say_of_source(logging.INFO, "%s%s%s", summary, f": {s.path}" if s.path else "",
                                 "" if s.stopped else " (the session had not stopped)")
@@ -1562,26 +1570,33 @@ class Collector:
             log.warning("%s", said)
 
     def _say_of_source(self, level: int, msg: str, *args) -> None:
-        """A line about one source or connection (connected, writing, closed, its summary):
-        the first _SOURCE_LINES_SAID of each _REFUSALS_SAID_EVERY s at ``level``, the others
-        on a debug line each, counted and said in one warning at the end of that time and at
-        the stop (sources that come and go by the thousand must not write lines each)."""
-        if self._source_lines_said < _SOURCE_LINES_SAID:
-            self._source_lines_said += 1
-            log.log(level, msg, *args)
-            if self._source_lines_said == _SOURCE_LINES_SAID:
-                log.warning("%d lines about sources said in %g s: more go to the debug level "
-                            "until that time is over, counted", _SOURCE_LINES_SAID,
-                            _REFUSALS_SAID_EVERY)
-        else:
-            self._source_lines_unsaid += 1
+        """A line about one source or connection (connected, writing, closed, failed, its
+        summary, its file's writer): the first _SOURCE_LINES_SAID of each
+        _REFUSALS_SAID_EVERY s at ``level``, the others on a debug line each, counted and
+        said in one warning at the end of that time and at the stop (sources that come and
+        go, or fail, by the thousand must not write lines each). Any thread."""
+        with self._source_lines_lock:
+            said = self._source_lines_said < _SOURCE_LINES_SAID
+            if said:
+                self._source_lines_said += 1
+                last = self._source_lines_said == _SOURCE_LINES_SAID
+            else:
+                self._source_lines_unsaid += 1
+        if not said:
             log.debug(msg, *args)
+            return
+        log.log(level, msg, *args)
+        if last:
+            log.warning("%d lines about sources said in %g s: more go to the debug level "
+                        "until that time is over, counted", _SOURCE_LINES_SAID,
+                        _REFUSALS_SAID_EVERY)
 
     def _say_source_lines_counted(self, within: str) -> None:
         """Say the lines about sources that went to the debug level (``within``: the time
         they came in, in words); the count starts again."""
-        unsaid, self._source_lines_unsaid = self._source_lines_unsaid, 0
-        self._source_lines_said = 0
+        with self._source_lines_lock:
+            unsaid, self._source_lines_unsaid = self._source_lines_unsaid, 0
+            self._source_lines_said = 0
         if unsaid:
             log.warning("%d more lines about sources went to the debug level %s", unsaid,
                         within)
