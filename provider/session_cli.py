@@ -111,16 +111,13 @@ def check_logfile(path: str) -> str:
 LOG_FILE_REFUSALS = frozenset((lib.ERROR_BAD_PATHNAME, lib.ERROR_ACCESS_DENIED, lib.ERROR_SHARING_VIOLATION))
 
 
-def log_file_refusal(path: str, exc: Win32Error, session: str | None = None) -> str:
+def log_file_refusal(path: str, exc: Win32Error) -> str:
     """Why the core would not take ``path`` as the log file, one line: the rule that refused it,
     as the core says it (its walk of the path, links followed as it follows them). A file held
     locked (ERROR_SHARING_VIOLATION) is said to be the running session's that writes it, if one
-    does (``session``: the one being switched, whose own file it may be), else another
-    process's: the lock is all the core sees."""
+    does, else another process's: the lock is all the core sees."""
     if exc.winerror == lib.ERROR_SHARING_VIOLATION:
         writer = _session_writing(path)
-        if writer is not None and writer[0] == session:
-            return f"{path}: session {session!r} writes this log file already, as {writer[1]} ({exc.name})"
         if writer is not None:
             return (f"{path}: session {writer[0]!r} writes this log file ({exc.name}); stop it or "
                     f"give another file")
@@ -132,12 +129,17 @@ def log_file_refusal(path: str, exc: Win32Error, session: str | None = None) -> 
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
 
 
-def _log_file_of(name: str) -> str | None:
-    """Session ``name``'s log file now; None if it has none or cannot be asked."""
+def _writes_already(name: str, path: str) -> bool:
+    """Whether session ``name`` writes the file ``path`` now (by any name: an UPDATE to it is no
+    switch); False if it writes none or cannot be asked."""
     try:
-        return api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).LogFileName or None
+        own = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).LogFileName
     except Win32Error:
-        return None
+        return False
+    try:
+        return bool(own) and os.path.samefile(own, path)
+    except OSError:
+        return False
 
 
 def _session_writing(path: str) -> "tuple[str, str] | None":
@@ -657,7 +659,7 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         if exc.winerror == lib.ERROR_INVALID_PARAMETER:
             raise SessionError(f"session {name!r}: cannot update to these settings ({exc.name})") from None
         if exc.winerror in LOG_FILE_REFUSALS and logfile:
-            raise SessionError(log_file_refusal(logfile, exc, session=name)) from None
+            raise SessionError(log_file_refusal(logfile, exc)) from None
         raise SessionError(_describe(exc, name)) from None
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
             f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]
@@ -786,7 +788,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             # (said once the switch succeeded: a failed update replaced nothing; the file the
             # session writes already is no switch, as for the host)
             replacing = (args.logfile is not None and os.path.isfile(args.logfile)
-                         and os.path.abspath(args.logfile) != _log_file_of(args.name))
+                         and not _writes_already(args.name, args.logfile))
             lines = update(args.name, args.flush_timer, args.max_buffers, args.logfile)
             if replacing:
                 print(f"wpptrace session update: replacing existing {os.path.abspath(args.logfile)}",

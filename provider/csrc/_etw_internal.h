@@ -763,6 +763,9 @@ ULONG wpt_logfile_close(wpt_session *s, int *sync_fd);
 ULONG wpt_logfile_sync_close(int fd);
 void  wpt_logfile_abandon(wpt_session *s);  /* drop the file without writing (forked copies) */
 int   wpt_logfile_fd(const wpt_session *s);
+/* Whether `path` (absolute) is the file the session writes, by any name: the same file is no
+ * new file for an UPDATE (as on Windows), and its own lock would refuse it. */
+int   wpt_logfile_is_current(const wpt_session *s, const char *path);
 
 /* ---- real-time sink (etw_realtime.c) ---- */
 ULONG wpt_rt_open(wpt_session *s);

@@ -563,7 +563,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
             char given[WPT_MAX_PATH], path[WPT_MAX_PATH];
             rc = read_name(p, p->LogFileNameOffset, wide, given, sizeof given);
             if (rc == ERROR_SUCCESS) rc = absolute_path(given, path, sizeof path);
-            if (rc == ERROR_SUCCESS && path[0] && strcmp(path, s->logfile_name) != 0)
+            if (rc == ERROR_SUCCESS && path[0])
                 /* a new file from the next buffer on */
                 rc = wpt_session_switch_file(s, path, &old_file_error, &new_file_error);
         }

@@ -453,8 +453,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
             wpt_session_update_flush_timer(s, wpt_flush_interval(u.flush_timer, s->log_file_mode));
         }
         if (u.max_buffers > s->max_buffers) rc = wpt_session_grow_max(s, u.max_buffers);
-        if (rc == ERROR_SUCCESS && u.has_logfile && u.logfile[0]
-            && strcmp(u.logfile, s->logfile_name) != 0) {
+        if (rc == ERROR_SUCCESS && u.has_logfile && u.logfile[0]) {
             if (u.logfile[0] != '/') rc = ERROR_BAD_PATHNAME;    /* the caller made it absolute */
             else rc = wpt_session_switch_file(s, u.logfile, &old_file_error, &new_file_error);
         }

@@ -566,6 +566,14 @@ int wpt_logfile_fd(const wpt_session *s) {
     return s->logfile ? s->logfile->fd : -1;
 }
 
+int wpt_logfile_is_current(const wpt_session *s, const char *path) {
+    if (s->logfile_name[0] && strcmp(path, s->logfile_name) == 0) return 1;
+    /* another name of the same file: a link on the way, '..', a second hard link */
+    struct stat open_file, named;
+    return s->logfile && fstat(s->logfile->fd, &open_file) == 0 && stat(path, &named) == 0
+        && open_file.st_dev == named.st_dev && open_file.st_ino == named.st_ino;
+}
+
 ULONG wpt_logfile_close(wpt_session *s, int *sync_fd) {
     if (rewrite_session_header(s, 1) != 0 && !s->logfile->failed) s->logfile->failed = errno;
     int failed = file_finish(s->logfile, sync_fd);

@@ -600,13 +600,15 @@ ULONG wpt_session_flush(wpt_session *s) {
     return rc;
 }
 
-/* Switch to the log file `path`. *old_error: why the file left could not be completed,
- * *new_error: why `path` could not be started (the session writes no file then); both
- * ERROR_SUCCESS if no switch was made. Returns the one code ControlTrace says: the old file's
- * error if it failed (the properties name the new file, or none), else the new one's, else
- * why the switch was refused (the session goes on in its file). */
+/* Switch to the log file `path`, unless it is the session's file already (by any name: no
+ * switch then). *old_error: why the file left could not be completed, *new_error: why `path`
+ * could not be started (the session writes no file then); both ERROR_SUCCESS if no switch was
+ * made. Returns the one code ControlTrace says: the old file's error if it failed (the
+ * properties name the new file, or none), else the new one's, else why the switch was refused
+ * (the session goes on in its file). */
 ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error) {
     *old_error = *new_error = ERROR_SUCCESS;
+    if (wpt_logfile_is_current(s, path)) return ERROR_SUCCESS;
     ULONG rc = wpt_logfile_check_path(path);
     if (rc != ERROR_SUCCESS) return rc;
     pthread_mutex_lock(&s->flush_lock);

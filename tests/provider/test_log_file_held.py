@@ -146,16 +146,50 @@ def test_a_file_locked_by_a_program_that_is_no_session_is_said_to_be_another_pro
     assert str(path) not in _wpptrace("session", "list").stdout      # started none on it
 
 
-def test_an_update_to_the_session_s_own_file_by_another_path_is_said_to_be_its_own(
-        tmp_path, session_name):
-    (tmp_path / "d").mkdir()
+def _other_names(tmp_path, path) -> dict:
+    """Other paths to the file ``path`` (in tmp_path/d): through a link to its directory, a
+    second hard link, and a path through '..'."""
     (tmp_path / "lnk").symlink_to(tmp_path / "d")
-    assert _wpptrace("session", "start", session_name, "-f", str(tmp_path / "d" / "a.etl")).returncode == 0
+    (tmp_path / "d" / "hard.etl").hardlink_to(path)
+    (tmp_path / "e").mkdir()
+    return {"symlink": tmp_path / "lnk" / path.name, "hard link": tmp_path / "d" / "hard.etl",
+            "dot-dot": tmp_path / "e" / ".." / "d" / path.name}
+
+
+@pytest.mark.parametrize("mode", [0, P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC],
+                         ids=["hosted", "private"])
+def test_an_update_naming_the_session_s_own_file_by_another_path_is_no_switch(tmp_path, session_name, mode):
+    """The file a session writes is no new file by any name (Windows: the same file): UPDATE
+    leaves the session in it, its messages kept, instead of refusing the session's own lock
+    or starting the file again."""
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "d" / "a.etl"
+    with TraceSession(session_name, path, LogFileMode=mode | P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
+        names = _other_names(tmp_path, path)
+        sent = 0
+        for other in names.values():
+            P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=7), 1, bytes([sent]))
+            sent += 1
+            props = s.query()
+            props.LogFileName = str(other)
+            assert P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE).LogFileName == str(path)
+            assert s.query().LogFileName == str(path)
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=7), 1, bytes([sent]))
+    assert s.final.LogFileName == str(path)
+    assert [m.args for m in etlcheck.time_order(etlcheck.read(path))] == [bytes([i]) for i in range(sent + 1)]
+
+
+def test_session_update_naming_the_session_s_own_file_by_another_path_keeps_it(tmp_path, session_name):
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "d" / "a.etl"
+    assert _wpptrace("session", "start", session_name, "-f", str(path)).returncode == 0
     try:
-        res = _wpptrace("session", "update", session_name, "-f", str(tmp_path / "lnk" / "a.etl"))
+        for other in _other_names(tmp_path, path).values():
+            res = _wpptrace("session", "update", session_name, "-f", str(other))
+            assert (res.returncode, res.stderr) == (0, "")       # nothing replaced
+            assert f"log file {path}" in res.stdout
+        query = _wpptrace("session", "query", session_name).stdout
     finally:
         stopped = _wpptrace("session", "stop", session_name)
-    assert (res.returncode, res.stderr) == (1, (
-        f"wpptrace session update: error: {tmp_path / 'lnk' / 'a.etl'}: session {session_name!r} "
-        f"writes this log file already, as {tmp_path / 'd' / 'a.etl'} (ERROR_SHARING_VIOLATION)\n"))
-    assert stopped.returncode == 0
+    assert str(path) in query and stopped.returncode == 0
+    assert etlcheck.read(path).header["EndTime"]
