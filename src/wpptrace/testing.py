@@ -68,6 +68,7 @@ import logging as _logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import uuid
@@ -236,6 +237,9 @@ class Capture:
         # a name of its own (a test's capture): a kept folder of that name (a previous run's)
         # is replaced, not kept beside it under another name
         self._replace_kept = False
+        #: where a CaptureFactory's caller made this capture (file, line, module's globals):
+        #: the takeovers of a capture the factory stops are said there
+        self._made_at: "tuple[str, int, dict] | None" = None
         self.replaced = False
         self._tmf = tmf
         self._targets = [_target(t) for t in targets]
@@ -411,22 +415,34 @@ class Capture:
             if holder is None or holder.name != self.session_name:
                 self.takeovers[guid] = holder.name if holder is not None else None
 
-    def _say_takeovers(self, stacklevel: int, on: BaseException | None = None) -> None:
-        """A CaptureWarning per takeover (``stacklevel`` as ``warnings.warn`` counts it from
-        here: the user's line), issued once the capture is done (stopped, providers given back, decoded, kept): a warning turned into
-        an error (``-W error``) then fails the test, never leaves a session running or the
-        messages unread. While ``on`` (an exception) is on its way, such an error becomes a
-        note on it instead of hiding it."""
-        for guid, by in self.takeovers.items():
-            text = f"wpptrace capture {self.name}: {_takeover_text(guid, by)}"
-            try:
+    def _say_takeovers(self, stacklevel: int, on: BaseException | None = None,
+                       made_at: bool = False) -> None:
+        """One CaptureWarning naming every takeover (so that ``-W error`` raises them all), said
+        at the user's line: ``stacklevel`` as ``warnings.warn`` counts it from here, or with
+        ``made_at`` the line that made the capture (a capture the pytest plugin stops has no
+        line of the user's on the stack). Issued once the capture is done (stopped, providers
+        given back, decoded, kept): a warning turned into an error then fails the test, never
+        leaves a session running or the messages unread. While ``on`` (an exception) is on its
+        way, such an error becomes a note on it instead of hiding it."""
+        if not self.takeovers:
+            return
+        said = "; ".join(_takeover_text(guid, by) for guid, by in self.takeovers.items())
+        text = f"wpptrace capture {self.name}: {said}"
+        try:
+            if made_at and self._made_at is not None:
+                filename, lineno, module_globals = self._made_at
+                warnings.warn_explicit(CaptureWarning(text), CaptureWarning, filename, lineno,
+                                       module=module_globals.get("__name__"),
+                                       registry=module_globals.setdefault("__warningregistry__", {}),
+                                       module_globals=module_globals)
+            else:
                 warnings.warn(CaptureWarning(text), stacklevel=stacklevel)
-            except Exception:  # noqa: BLE001 - a warning filtered into an error
-                if on is None:
-                    raise
-                from wpptrace.provider.sessions import _add_note
+        except Exception:  # noqa: BLE001 - a warning filtered into an error
+            if on is None:
+                raise
+            from wpptrace.provider.sessions import _add_note
 
-                _add_note(on, text)
+            _add_note(on, text)
 
     def stop(self) -> None:
         """Stop the session and decode the file (``with`` does this).
@@ -437,16 +453,17 @@ class Capture:
         A takeover (``takeovers``) is said last, in a CaptureWarning: once all that is done."""
         self._stop_then_warn(stacklevel=3)
 
-    def _stop_then_warn(self, stacklevel: int) -> None:
-        """``_stop``, then the takeovers said at the line ``stacklevel`` frames up from here."""
+    def _stop_then_warn(self, stacklevel: int, made_at: bool = False) -> None:
+        """``_stop``, then the takeovers said at the line ``stacklevel`` frames up from here
+        (``made_at``: the line that made the capture)."""
         if not self.running:
             return
         try:
             self._stop()
         except BaseException as exc:
-            self._say_takeovers(stacklevel + 1, on=exc)
+            self._say_takeovers(stacklevel + 1, on=exc, made_at=made_at)
             raise
-        self._say_takeovers(stacklevel + 1)
+        self._say_takeovers(stacklevel + 1, made_at=made_at)
 
     def _stop(self) -> None:
         if not self.running:
@@ -687,6 +704,8 @@ class CaptureFactory:
         options.setdefault("keep_dir", self.keep_dir)
         options.setdefault("keep", self.keep_all)
         cap = capture(*providers, **options)
+        caller = sys._getframe(1)
+        cap._made_at = (caller.f_code.co_filename, caller.f_lineno, caller.f_globals)
         if options.get("name") is None:     # (set here: capture()'s own names never hold "~")
             cap.name = self.name if number == 1 else f"{self.name}{NUMBER_SEPARATOR}{number}"
             cap._replace_kept = True
@@ -701,14 +720,20 @@ class CaptureFactory:
         """At the end of the test: stop captures left running, keep them if the test failed,
         else remove their files (``discard=False``: leave that to :meth:`discard`, for a
         failure found after this, in a later fixture's teardown). Every capture is finished
-        even if stopping one fails; the first failure is raised after."""
+        even if stopping one fails; the first failure is raised after, the others noted on it.
+        A capture's takeovers are said at the line that made it."""
+        from wpptrace.provider.sessions import _add_note
+
         first: BaseException | None = None
         for cap in self.captures:
             try:
-                cap.stop()
+                cap._stop_then_warn(0, made_at=True)
             except BaseException as exc:  # noqa: BLE001 - raised once every capture is finished
                 if first is None:
                     first = exc
+                else:
+                    _add_note(first, str(exc) if isinstance(exc, CaptureWarning)
+                              else f"{type(exc).__name__}: {exc}")
             if cap.finished:
                 if failed:
                     cap._keep_quietly()

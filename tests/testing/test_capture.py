@@ -673,6 +673,63 @@ def test_a_takeover_warning_turned_into_an_error_comes_once_the_capture_is_done(
     shared.unregister()
 
 
+def _taken_by_other_processes(guids: list) -> list:
+    """A capture in another process for each control GUID, started: those processes."""
+    import subprocess
+    import sys
+
+    takers = []
+    for guid in guids:
+        takers.append(subprocess.Popen([sys.executable, "-c", TAKER, str(guid)], text=True,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+        takers[-1].stdout.readline()
+    return takers
+
+
+def test_the_takeovers_of_a_capture_the_test_left_running_are_said_at_the_line_that_made_it(
+        tmp_path) -> None:
+    """The pytest plugin stops a capture a test left running (``CaptureFactory.finish``): its
+    takeovers are said at the test's line that made the capture, not inside wpptrace, and all
+    of them in one warning, which ``-W error`` raises whole."""
+    import warnings
+
+    from wpptrace.testing import CaptureFactory, CaptureWarning
+
+    first, second = Provider("CaptureLeftA", flags=("ALL",)), Provider("CaptureLeftB", flags=("ALL",))
+    takers: list = []
+    try:
+        for as_error in (False, True):
+            factory = CaptureFactory("test_left", keep_dir=tmp_path / str(as_error))
+            cap = factory(str(first.guid), str(second.guid))
+            cap.start()
+            takers += _taken_by_other_processes([first.guid, second.guid])
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("error" if as_error else "always")
+                raised = None
+                try:
+                    factory.finish(failed=False)
+                except CaptureWarning as exc:
+                    raised = exc
+            assert cap.finished and set(cap.takeovers) == {first.guid, second.guid}
+            said = [str(raised)] if as_error else [str(w.message) for w in warned]
+            assert len(said) == 1 and said[0].startswith(f"wpptrace capture {cap.name}: "), said
+            assert all(f"provider {g} was taken over by session" in said[0]
+                       for g in (first.guid, second.guid)), said
+            if not as_error:
+                made = line_of(test_the_takeovers_of_a_capture_the_test_left_running_are_said_at_the_line_that_made_it,
+                               "cap = factory(str(first.guid), str(second.guid))")
+                assert (warned[0].filename, warned[0].lineno, warned[0].category) == (
+                    __file__, made, CaptureWarning)
+            for taker in takers:
+                taker.communicate("stop\n", timeout=60)
+            takers.clear()
+    finally:
+        for taker in takers:
+            taker.communicate("stop\n", timeout=60)
+    first.unregister()
+    second.unregister()
+
+
 def test_a_kept_capture_is_private_to_its_user_as_its_trace_is(tmp_path) -> None:
     """A kept folder, its tmf/ and every file in them: 0700 / 0600 whatever the umask lets
     through, as the session's own .etl is (the decoded text tells what the trace tells)."""

@@ -513,3 +513,48 @@ def test_a_second_killed_run_replaces_the_first_one_s_running_folder(tmp_path_fa
               str(tmp_path / "tmf"), "--no-prefix"])
         decoded = [line for line in capsys.readouterr().out.splitlines() if line.startswith("read ")]
         assert decoded == [f"read {n} bytes from run {n}"]
+
+
+LEFT_RUNNING = '''
+import subprocess
+import sys
+
+from wpptrace.provider.tracing import Provider
+
+shared = Provider("LeftRunning", flags=("ALL",))
+TAKER = """
+import sys, uuid
+from wpptrace.testing import capture
+cap = capture(uuid.UUID(sys.argv[1]))
+cap.start()
+print(cap.session_name, flush=True)
+sys.stdin.readline()
+cap.stop()
+"""
+takers = []
+
+
+def test_left(wpp_capture):
+    wpp_capture(str(shared.guid)).start()
+    takers.append(subprocess.Popen([sys.executable, "-c", TAKER, str(shared.guid)], text=True,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+    takers[-1].stdout.readline()
+
+
+def test_after():
+    for taker in takers:
+        taker.communicate("stop\\\\n", timeout=60)
+'''
+
+
+def test_the_takeover_of_a_capture_the_plugin_stops_is_said_at_the_test_s_line(tmp_path_factory) -> None:
+    """A test leaves its capture running, another process's capture takes its control GUID:
+    the plugin's stop says so at the test's line that made the capture (pytest's warnings
+    summary names it), not at a line inside wpptrace."""
+    where = fresh(tmp_path_factory, test_left=LEFT_RUNNING)
+    run = pytest_run(where, "-W", "always::wpptrace.testing.CaptureWarning")
+    assert run.returncode == 0 and "2 passed, 1 warning" in run.stdout, run.stdout + run.stderr
+    made = next(i for i, line in enumerate((where / "test_left.py").read_text().splitlines(), 1)
+                if "wpp_capture(str(shared.guid)).start()" in line)
+    assert f"test_left.py:{made}: CaptureWarning: wpptrace capture test_left.test_left: provider " in run.stdout
+    assert "testing.py" not in run.stdout
