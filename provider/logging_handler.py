@@ -127,7 +127,7 @@ class WppHandler(logging.Handler):
             provider = Provider(name, guid, flags=("LOGGING",), root=root, _creator=sys._getframe(1))
         self.provider = provider
         self.flag = _flag_of(provider, flag)
-        self.flag_name = next((f.name for f in provider.flags if int(f) == self.flag), "LOGGING")
+        self.flag_name = _flag_text(provider, self.flag)
         self._levels = {lvl: trace_level_for(lvl) for lvl in range(0, 101)}
         # (template, line, file) of the literal templates seen -> how they travel; the catch-all
         # entries are not kept per message, so messages made at run time (f-strings) add nothing
@@ -350,6 +350,13 @@ class WppHandler(logging.Handler):
 
     def close(self) -> None:
         super().close()
+
+
+def _flag_text(provider: Provider, flag: int) -> str:
+    """The FLAGS= of the handler's messages (what ``%!FLAGS!`` shows): the names of the flag's
+    bits in bit order, joined with '|' as a provider's own call with ``A | B`` writes them
+    (records go when a session enables any of them); LOGGING if the provider names none."""
+    return "|".join(f.name for f in provider.flags if int(f) & flag) or "LOGGING"
 
 
 def _flag_of(provider: Provider, flag: int | str | None) -> int:

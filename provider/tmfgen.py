@@ -181,7 +181,8 @@ def _write_logging(args: argparse.Namespace, info: ProviderInfo, sources: list[s
     from .tracing import Provider
 
     provider = Provider(info.name, info.guid, flags=info.flags, root=info.root, register=False)
-    flag = provider.flag(flag_name) if flag_name else None
+    # ("A|B": a handler enabled by either flag)
+    flag = sum(int(provider.flag(name)) for name in flag_name.split("|")) if flag_name else None
     handler = WppHandler(provider=provider, flag=flag)
     paths = handler.write_tmf(args.output, sources=tuple(sources), when=when)
     return [pathlib.Path(p) for p in paths if p.endswith(".tmf")]
@@ -221,8 +222,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     logging_group.add_argument("--no-logging", dest="logging", action="store_const", const=False,
                                help="never write the logging calls' TMF")
     parser.add_argument("--logging-flag", metavar="NAME",
-                        help="the provider flag the WppHandler uses (default: the flag= the sources "
-                             "give WppHandler, else the first flag)")
+                        help="the provider flag the WppHandler uses (A|B: flags A and B; default: the "
+                             "flag= the sources give WppHandler, else the first flag)")
     parser.add_argument("--no-registry", dest="registry", action="store_false",
                         help=f"do not write the site registry ({REGISTRY_FILE}) into the provider's root")
     parser.add_argument("--no-control-files", dest="control_files", action="store_false",
@@ -306,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
             complain("tmf gen", "warning: the sources use WppHandler, but no logging call with a literal "
                                 "template was found: only the catch-all messages are written"
                      if uses_handler else "warning: --logging: no logging call with a literal template found")
-        handler_flags = [f for scan in scans.values() for f in scan.handler_flags if f in flags]
+        handler_flags = [f for scan in scans.values() for f in scan.handler_flags
+                         if all(name in flags for name in f.split("|"))]
         flag_name = args.logging_flag or (handler_flags[0] if handler_flags else None)
         try:
             written += _write_logging(args, info, list(scans), when, flag_name)

@@ -170,7 +170,7 @@ class ScanResult:
     providers: tuple[ProviderDecl, ...]
     types: tuple[TypeDecl, ...] = ()
     uses_handler: bool = False   # the file calls WppHandler(...)
-    handler_flags: tuple[str, ...] = ()  # the flag names WppHandler(..., flag=X.flags.NAME) use
+    handler_flags: tuple[str, ...] = ()  # the flags WppHandler(..., flag=X.flags.NAME) use ("A|B": both)
 
 
 #: a line of source with its end, split as the parser counts lines (at \r\n, \r and \n only,
@@ -256,6 +256,18 @@ def _called_name(func: ast.AST) -> str | None:
     return None
 
 
+def _flag_names(node: ast.AST) -> list[str]:
+    """The flag names of a ``flag=`` expression: ``p.flags.A``, ``A``, ``"A"``, or such names
+    joined with ``|``; [] for anything else."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _flag_names(node.left), _flag_names(node.right)
+        return left + right if left and right else []
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    name = _called_name(node)
+    return [name] if name is not None else []
+
+
 class _Visitor(ScopedVisitor):
     def __init__(self, source: str) -> None:
         super().__init__(source)
@@ -275,8 +287,8 @@ class _Visitor(ScopedVisitor):
         elif called == "WppHandler":
             self.uses_handler = True
             for kw in node.keywords:
-                if kw.arg == "flag" and _called_name(kw.value) is not None:
-                    self.handler_flags.append(_called_name(kw.value))
+                if kw.arg == "flag" and _flag_names(kw.value):
+                    self.handler_flags.append("|".join(_flag_names(kw.value)))
             self._provider_call(node, handler=True)
         elif called == "CustomType":
             self._type_call(node)

@@ -355,6 +355,35 @@ def test_the_flag_is_the_providers_flag_its_name_or_a_clear_error() -> None:
             WppHandler(provider=provider, flag=bad)
 
 
+def test_a_combined_flag_is_written_as_its_names_joined_as_a_provider_call_writes_it(tmp_path) -> None:
+    """``flag=A|C`` enables the records by either bit: FLAGS= (what ``%!FLAGS!`` shows) names
+    both, ``A|C``, as a provider's own ``trace.info(A | C, ...)`` writes it, not one of them;
+    ``wpptrace tmf gen`` of a source making such a handler writes the same."""
+    import textwrap
+
+    from wpptrace.cli import main
+    from wpptrace.provider.tracing import Provider
+
+    provider = Provider("LogFlagCombined", register=False, flags=("A", "B", "C"))
+    for flag, name in ((provider.flags.A | provider.flags.C, "A|C"), (provider.flags.B, "B"), (7, "A|B|C")):
+        handler = WppHandler(provider=provider, flag=flag)
+        assert handler.flag_name == name
+        assert {m.trailer["FLAGS"] for m in handler.fallback_messages()} == {name}
+    source = tmp_path / "app.py"
+    source.write_text(textwrap.dedent("""
+        import logging
+        from wpptrace.provider.tracing import Provider
+        from wpptrace.provider.logging_handler import WppHandler
+        trace = Provider("LogFlagCombinedApp", flags=("A", "B", "C"))
+        logging.getLogger().addHandler(WppHandler(provider=trace, flag=trace.flags.A | trace.flags.C))
+        logging.warning("took %d ms", 5)
+        """))
+    assert main(["tmf", "gen", str(source), "-o", str(tmp_path / "tmf"), "--no-registry"]) == 0
+    written = "".join(p.read_text() for p in (tmp_path / "tmf").glob("*.tmf"))
+    assert "took %10!I64d! ms" in written and "FLAGS=A|C FUNC=<module>" in written
+    assert written.count("FLAGS=A|C FUNC=WppHandler.emit") == 5 and "FLAGS=A FUNC" not in written
+
+
 def test_an_int_flag_is_made_of_the_providers_declared_bits_and_a_bool_is_refused() -> None:
     """An int ``flag=`` outside the provider's declared bits would send records under a bit no
     session can enable by the provider's flag names: refused at construction, naming the flags.
