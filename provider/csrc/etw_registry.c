@@ -539,6 +539,51 @@ static void put_back_displaced(wpt_registry *reg) {
     g_displaced_pending = left;
 }
 
+/* The one rule for this user's registry file, for open_registry and wpptrace_registry_refusal
+ * alike (the code StartTrace returns and the words said for it cannot drift apart):
+ * ERROR_SUCCESS if the file `st` describes (lstat of its name, or fstat of it opened), with
+ * `head` its first words (magic, version, size; NULL if not read), is one this version uses
+ * (an empty file, or one not yet filled in, is made one); else the Win32 code, and with `why`
+ * the words for people (`path` named, what to do). */
+static ULONG registry_rule(const char *path, const struct stat *st, const uint32_t *head,
+                           char *why, size_t size) {
+    uid_t me = geteuid();
+    enum { USABLE, LINK, NOT_FILE, OWNER, MODE, FORMAT } reason = USABLE;
+    if (S_ISLNK(st->st_mode)) reason = LINK;
+    else if (!S_ISREG(st->st_mode)) reason = NOT_FILE;
+    else if (st->st_uid != me) reason = OWNER;
+    else if (st->st_mode & 077) reason = MODE;
+    else if ((st->st_size != 0 && st->st_size != (off_t)sizeof(wpt_registry))
+             || (head && head[0] != 0 && (head[0] != WPT_REG_MAGIC || head[1] != WPT_REG_VERSION
+                                          || head[2] != sizeof(wpt_registry))))
+        reason = FORMAT;
+    int have_words = why && size && path;
+    switch (reason) {
+    case USABLE:
+        return ERROR_SUCCESS;
+    case LINK:
+        if (have_words) snprintf(why, size, "its registry %s is a symbolic link; it must be a file of "
+                                 "this user (remove it)", path);
+        return ERROR_BAD_PATHNAME;
+    case NOT_FILE:
+        if (have_words) snprintf(why, size, "its registry %s is not a file (remove it)", path);
+        return ERROR_BAD_PATHNAME;
+    case OWNER:
+        if (have_words) snprintf(why, size, "its registry %s belongs to user %u, not to this user (%u) "
+                                 "(remove it)", path, (unsigned)st->st_uid, (unsigned)me);
+        return ERROR_ACCESS_DENIED;
+    case MODE:
+        if (have_words) snprintf(why, size, "its registry %s has mode %04o; it must be private to this "
+                                 "user (0600: chmod 600 it)", path, (unsigned)(st->st_mode & 07777));
+        return ERROR_ACCESS_DENIED;
+    case FORMAT:
+        break;
+    }
+    if (have_words) snprintf(why, size, "its registry %s was made by another wpptrace version (or is "
+                             "damaged): stop its sessions with that version, or remove it", path);
+    return ERROR_BAD_FORMAT;
+}
+
 /* Open and map the registry file (g_lock held). */
 static ULONG open_registry(int64_t deadline) {
     if (g_reg) {
@@ -556,25 +601,32 @@ static ULONG open_registry(int64_t deadline) {
     if (checked != ERROR_SUCCESS) return checked;
     (void)wpt_own_start();        /* read while descriptors are to be had: claims record it */
     int make = wpt_runtime_dir_may_make() ? O_CREAT : 0;
+    struct stat st;
+    /* looked at before it is opened: a FIFO or a device is never opened */
+    if (fstatat(g_dir_fd, "registry", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        ULONG refused = registry_rule(NULL, &st, NULL, NULL, 0);
+        if (refused != ERROR_SUCCESS) return refused;
+    }
     int fd = openat(g_dir_fd, "registry", O_RDWR | O_CLOEXEC | O_NOFOLLOW | make, 0600);
     if (fd < 0)
         return errno == EACCES ? ERROR_ACCESS_DENIED : errno == ENOENT ? ERROR_FILE_NOT_FOUND : wpt_win32_of_errno(errno, ERROR_BAD_PATHNAME);
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
         return ERROR_ACCESS_DENIED;
+    }
+    ULONG refused = registry_rule(NULL, &st, NULL, NULL, 0);     /* another file there since */
+    if (refused != ERROR_SUCCESS) {
+        close(fd);
+        return refused;
     }
     if (flock_by(fd, LOCK_EX, deadline) != 0) {
         ULONG failed = lock_failure();
         close(fd);
         return failed;
     }
-    ULONG rc = ERROR_SUCCESS;
-    if (fstat(fd, &st) == 0 && st.st_size == 0) {
-        if (ftruncate(fd, sizeof(wpt_registry)) != 0) rc = ERROR_OUTOFMEMORY;
-    } else if (st.st_size != (off_t)sizeof(wpt_registry)) {
-        rc = ERROR_BAD_FORMAT;               /* a registry of another wpptrace version */
-    }
+    ULONG rc = fstat(fd, &st) == 0 ? registry_rule(NULL, &st, NULL, NULL, 0) : ERROR_ACCESS_DENIED;
+    if (rc == ERROR_SUCCESS && st.st_size == 0 && ftruncate(fd, sizeof(wpt_registry)) != 0)
+        rc = ERROR_OUTOFMEMORY;
     void *map = MAP_FAILED;
     if (rc == ERROR_SUCCESS) {
         map = mmap(NULL, sizeof(wpt_registry), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -582,9 +634,9 @@ static ULONG open_registry(int64_t deadline) {
     }
     if (rc == ERROR_SUCCESS) {
         wpt_registry *reg = map;
+        uint32_t head[3] = {reg->magic, reg->version, reg->size};
         if (reg->magic == 0) init_registry(reg);
-        else if (reg->magic != WPT_REG_MAGIC || reg->version != WPT_REG_VERSION
-                 || reg->size != sizeof *reg) rc = ERROR_BAD_FORMAT;
+        else rc = registry_rule(NULL, &st, head, NULL, 0);
         if (rc == ERROR_SUCCESS) {
             if (!reg->incarnation) reg->incarnation = new_incarnation();
             if (g_dropped) republish_own(g_dropped, reg);
@@ -616,40 +668,13 @@ ULONG wpptrace_registry_refusal(char *Why, ULONG Size) {
     snprintf(path, sizeof path, "%s/registry", dir);
     struct stat st;
     if (lstat(path, &st) != 0) return ERROR_SUCCESS;   /* none yet: made when needed */
-    ULONG rc = ERROR_SUCCESS;
-    char why[PATH_MAX + 256];
-    uid_t me = geteuid();
-    if (S_ISLNK(st.st_mode)) {
-        rc = ERROR_BAD_PATHNAME;
-        snprintf(why, sizeof why, "its registry %s is a symbolic link; it must be a file of this user "
-                 "(remove it)", path);
-    } else if (!S_ISREG(st.st_mode)) {
-        rc = ERROR_BAD_PATHNAME;
-        snprintf(why, sizeof why, "its registry %s is not a file (remove it)", path);
-    } else if (st.st_uid != me) {
-        rc = ERROR_ACCESS_DENIED;
-        snprintf(why, sizeof why, "its registry %s belongs to user %u, not to this user (%u) (remove it)",
-                 path, (unsigned)st.st_uid, (unsigned)me);
-    } else if (st.st_mode & 077) {
-        rc = ERROR_ACCESS_DENIED;
-        snprintf(why, sizeof why, "its registry %s has mode %04o; it must be private to this user "
-                 "(0600: chmod 600 it)", path, (unsigned)(st.st_mode & 07777));
-    } else if (st.st_size != 0) {
-        uint32_t head[3] = {0, 0, 0};             /* magic, version, size */
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        ssize_t got = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
-        if (fd >= 0) close(fd);
-        int fresh = got == (ssize_t)sizeof head && head[0] == 0;   /* made, not yet filled in */
-        if (st.st_size != (off_t)sizeof(wpt_registry)
-            || (got == (ssize_t)sizeof head && !fresh
-                && (head[0] != WPT_REG_MAGIC || head[1] != WPT_REG_VERSION || head[2] != sizeof(wpt_registry)))) {
-            rc = ERROR_BAD_FORMAT;
-            snprintf(why, sizeof why, "its registry %s was made by another wpptrace version (or is "
-                     "damaged): stop its sessions with that version, or remove it", path);
-        }
-    }
-    if (rc != ERROR_SUCCESS && Size) snprintf(Why, Size, "%s", why);
-    return rc;
+    ULONG rc = registry_rule(path, &st, NULL, Why, Size);
+    if (rc != ERROR_SUCCESS || st.st_size == 0) return rc;
+    uint32_t head[3] = {0, 0, 0};                 /* magic, version, size */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
+    if (fd >= 0) close(fd);
+    return got == (ssize_t)sizeof head ? registry_rule(path, &st, head, Why, Size) : ERROR_SUCCESS;
 }
 
 /* The process mutex by `deadline` (a thread of this process may be stopped holding it too),

@@ -123,3 +123,60 @@ def test_a_registry_the_core_cannot_use_is_named_by_start_and_list(tmp_path, kin
     assert res.returncode == 1 and "no session" not in res.stderr and refused in res.stderr, res
     assert not (tmp_path / "cli.etl").exists() and not (tmp_path / "app.etl").exists()
     assert registry.read_bytes() == spoiled
+
+
+_REFUSAL_AND_START = """
+    from wpptrace.provider._hazmat import ffi, lib
+    out = sys.argv[2]
+    why = ffi.new("char[]", 8192)
+    print(lib.wpptrace_registry_refusal(why, len(why)))
+    print(ffi.string(why).decode())
+    try:
+        P.StartTrace("refusals", props("app"))
+        print(0)
+    except P.Win32Error as exc:
+        print(exc.winerror)
+"""
+
+
+def _make_unusable_registry(runtime, kind: str) -> None:
+    registry = runtime / "registry"
+    if kind in ("size", "header", "mode", "owner"):
+        (runtime.parent / "made").mkdir()
+        assert _start(runtime, runtime.parent / "made")[0] == "started"    # made by this version
+        if kind == "owner":
+            os.chown(registry, 65534, 65534)
+        else:
+            _spoil(registry, kind)
+    elif kind == "fifo":
+        os.mkfifo(registry, 0o600)
+    elif kind == "socket":
+        import socket
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(registry))
+        os.chmod(registry, 0o600)
+    elif kind == "directory":
+        registry.mkdir()
+    else:
+        registry.symlink_to(runtime / "elsewhere")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "directory", "symlink", "size", "header", "mode",
+                                  pytest.param("owner", marks=pytest.mark.skipif(
+                                      os.geteuid() != 0, reason="gives a file to another user"))])
+def test_a_refused_registry_gives_start_the_code_its_words_are_said_for(tmp_path, kind):
+    """StartTrace and the refusal query (the words `session list` says) look at the registry by
+    one rule: the same code for every reason (a FIFO there was ERROR_ACCESS_DENIED to StartTrace
+    but "not a file", ERROR_BAD_PATHNAME, to the words), and the list says those words."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    _make_unusable_registry(runtime, kind)
+    done = run_script(_REFUSAL_AND_START, runtime, tmp_path)
+    assert done.returncode == 0, done.stderr
+    refusal_code, words, start_code = done.stdout.splitlines()
+    assert int(refusal_code) != 0 and words.startswith(f"its registry {runtime / 'registry'} "), done.stdout
+    assert int(start_code) == int(refusal_code), done.stdout
+    res = subprocess.run([sys.executable, "-m", "wpptrace", "session", "list"],
+                         env=dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime)),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and f"the runtime directory {runtime} is not usable: {words}" in res.stderr, res
