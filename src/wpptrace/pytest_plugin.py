@@ -28,9 +28,15 @@ runs that do not use it are unchanged.
 """
 from __future__ import annotations
 
+import pathlib
+from typing import Callable
+
 import pytest
 
 FIXTURE = "wpp_capture"
+#: without ``--wpp-keep``, failed tests' captures go to this folder of the pytest process's
+#: base temporary folder (each xdist worker's: ``<base>/popen-gwN/``)
+FAILED_CAPTURES = "wpp-captures"
 _FACTORY = pytest.StashKey[object]()
 _FAILED = pytest.StashKey[bool]()
 
@@ -48,12 +54,8 @@ def wpp_capture(request: pytest.FixtureRequest):
     :func:`wpptrace.testing.capture` takes."""
     from wpptrace.testing import CaptureFactory
 
-    keep_dir = request.config.getoption("wpp_keep")
-    keep_all = keep_dir is not None
-    if keep_all:  # a relative DIR is where pytest was started, whatever a test's chdir did since
-        keep_dir = request.config.invocation_params.dir / keep_dir
-    else:  # failed tests' captures: beside pytest's tmp_path folders (kept 3 runs; an absolute path)
-        keep_dir = request.getfixturevalue("tmp_path_factory").getbasetemp() / "wpp-captures"
+    keep_all = request.config.getoption("wpp_keep") is not None
+    keep_dir = _keep_dir(request.config, request.getfixturevalue("tmp_path_factory").getbasetemp)
     factory = CaptureFactory(request.node.nodeid, keep_dir=keep_dir, keep_all=keep_all)
     request.node.stash[_FACTORY] = factory
     yield factory
@@ -107,16 +109,27 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: obj
             + ["(decode it with the TMF that `wpptrace tmf gen` makes of the sources)"])))
 
 
+def _keep_dir(config: pytest.Config, basetemp: "Callable[[], pathlib.Path] | None") -> pathlib.Path:
+    """Where the fixture keeps captures: ``--wpp-keep DIR`` (a relative DIR is where pytest was
+    started, whatever a test's chdir did since), else FAILED_CAPTURES of ``basetemp()``, the
+    pytest process's base temporary folder (beside its tmp_path folders, kept 3 runs)."""
+    keep_dir = config.getoption("wpp_keep")
+    if keep_dir is not None or basetemp is None:
+        return config.invocation_params.dir / keep_dir
+    return basetemp() / FAILED_CAPTURES
+
+
 def _crash_keep_dirs(report: pytest.TestReport, config: "pytest.Config | None") -> list:
-    """Where a crashed worker's fixture kept captures: ``--wpp-keep DIR``, else each worker's
-    ``wpp-captures/`` under the run's temporary folder."""
+    """Where a crashed worker's fixture kept captures: _keep_dir of each worker's base
+    temporary folder, the folders of the controller's."""
     if config is None:
         return []
-    keep_dir = config.getoption("wpp_keep")
-    if keep_dir is not None:
-        return [config.invocation_params.dir / keep_dir]
+    if config.getoption("wpp_keep") is not None:
+        return [_keep_dir(config, None)]
+    # the controller's base temporary folder: pytest has no public way to it outside a fixture
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is None:
         return []
-    return sorted(factory.getbasetemp().glob("*/wpp-captures"))
+    workers = sorted(p for p in factory.getbasetemp().iterdir() if p.is_dir())
+    return [kept for kept in (_keep_dir(config, lambda w=w: w) for w in workers) if kept.is_dir()]
 

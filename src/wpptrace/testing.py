@@ -74,7 +74,7 @@ import threading
 import uuid
 import warnings
 import weakref
-from typing import Any, Pattern, Sequence
+from typing import Any, Callable, Pattern, Sequence
 
 from wpptrace.decoder.messages import DecodedMessage, decode_file, format_file, load_tmf
 
@@ -343,7 +343,7 @@ class Capture:
             os.makedirs(self.keep_dir, exist_ok=True)
             running = f"{self.name}{NUMBER_SEPARATOR}{RUNNING}"
             # a test's: a dead run's folder of that name is the older evidence, replaced
-            self._workdir = (_replacing_dead_run(self.keep_dir, running) if self._replace_kept
+            self._workdir = (_replacing(self.keep_dir, (running,), _dead_run)[0] if self._replace_kept
                              else _unique_dir(self.keep_dir, running))
         else:
             self._workdir = tempfile.mkdtemp(prefix="wpptrace-capture-")
@@ -620,7 +620,10 @@ class Capture:
         folder itself renamed when it is there already). A failure leaves it where it was."""
         os.makedirs(target_dir, exist_ok=True)
         if self._replace_kept:
-            folder, self.replaced = _replacing_dir(target_dir, self.name)
+            # a folder of the user's files is left alone: the capture goes to ``name~kept``
+            # (replaced likewise on later runs), never to a name of the capture numbering
+            folder, self.replaced = _replacing(target_dir, (self.name, f"{self.name}{NUMBER_SEPARATOR}{BESIDE}"),
+                                               _kept_capture)
         else:
             folder = _unique_dir(target_dir, self.name)
         try:
@@ -734,11 +737,10 @@ class CaptureFactory:
                 else:
                     _add_note(first, str(exc) if isinstance(exc, CaptureWarning)
                               else f"{type(exc).__name__}: {exc}")
-            if cap.finished:
-                if failed:
-                    cap._keep_quietly()
-                elif discard and not cap.kept:
-                    cap.discard()
+        if failed:
+            self.keep_finished()
+        elif discard:
+            self.discard()
         if first is not None:
             raise first
 
@@ -749,9 +751,9 @@ class CaptureFactory:
                 cap._keep_quietly()
 
     def discard(self) -> None:
-        """Remove the files of every capture not kept."""
+        """Remove the files of every finished capture not kept."""
         for cap in self.captures:
-            if not cap.kept:
+            if cap.finished and not cap.kept:
                 cap.discard()
 
 
@@ -924,67 +926,55 @@ def _unique_dir(parent: str, name: str) -> str:
 _KEPT_FILES = {"trace.etl", "tmf", "trace.txt"}
 
 
-def _replacing_dir(parent: str, name: str) -> "tuple[str, bool]":
-    """``parent/name``, made anew: a kept capture's folder already there (a previous run's)
-    is removed first. Returns the folder and whether one was replaced. A folder of that name
-    holding anything else (the user's files) is left alone: the capture goes to
-    ``name~kept``, replaced likewise on later runs (then ``name~kept~2``...), never to a
-    name of the capture numbering (``name~2`` is the test's second capture's)."""
-    for candidate in (name, f"{name}{NUMBER_SEPARATOR}{BESIDE}"):
-        path = os.path.join(parent, candidate)
+def _replacing(parent: str, names: Sequence[str], replaceable: "Callable[[str], bool]") -> "tuple[str, bool]":
+    """``parent/<name>`` made anew for the first of ``names`` that can be had: made if there
+    is none, or a folder (not a link) there that ``replaceable`` accepts removed first; else
+    the last name numbered as _unique_dir does. Returns the folder and whether one was
+    replaced."""
+    for name in names:
+        path = os.path.join(parent, name)
         try:
             os.mkdir(path, 0o700)
             return path, False
         except FileExistsError:
             pass
-        if not os.path.islink(path) and os.path.isdir(path) and set(os.listdir(path)) <= _KEPT_FILES:
+        if not os.path.islink(path) and os.path.isdir(path) and replaceable(path):
             shutil.rmtree(path)
             try:
                 os.mkdir(path, 0o700)
                 return path, True
             except FileExistsError:
                 pass
-    return _unique_dir(parent, f"{name}{NUMBER_SEPARATOR}{BESIDE}"), False
+    return _unique_dir(parent, names[-1]), False
 
 
-def _replacing_dead_run(parent: str, name: str) -> str:
-    """``parent/name`` made anew for a running capture: a folder of that name left by a run
-    that died while it captured (only its ``trace.etl``, which no session holds any more:
-    no lock on it) is removed first; one of a live run, or holding anything else, is left
-    alone and the name numbered as _unique_dir does."""
-    path = os.path.join(parent, name)
-    try:
-        os.mkdir(path, 0o700)
-        return path
-    except FileExistsError:
-        pass
-    if (not os.path.islink(path) and os.path.isdir(path) and os.listdir(path) == ["trace.etl"]
-            and not _held(os.path.join(path, "trace.etl"))):
-        shutil.rmtree(path)
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            pass
-    return _unique_dir(parent, name)
+def _kept_capture(path: str) -> bool:
+    """A kept capture's folder (a previous run's: replaced by the next); one holding anything
+    else holds the user's files."""
+    return set(os.listdir(path)) <= _KEPT_FILES
+
+
+def _dead_run(path: str) -> bool:
+    """The running folder of a run that died while it captured: only its ``trace.etl``, which no
+    session holds any more."""
+    return os.listdir(path) == ["trace.etl"] and not _held(os.path.join(path, "trace.etl"))
 
 
 def _held(etl: str) -> bool:
-    """Whether a session holds ``etl`` (the write lock a session takes on its log file, of an
-    open file description: F_OFD_GETLK); also when that cannot be told."""
+    """Whether a session holds ``etl`` (the write lock of an open file description a session
+    takes on its log file); also when that cannot be told. A read lock asked on a file
+    description of our own conflicts with it (and with nothing else here); it goes with the
+    descriptor."""
     import fcntl
-    import struct
 
-    layout = "hhqqi4x"                      # struct flock: type, whence, start, len, pid
     try:
         fd = os.open(etl, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return True
     try:
-        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
-        found = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, asked)
-        return struct.unpack(layout, found)[0] != fcntl.F_UNLCK
-    except (OSError, AttributeError):
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
         return True
     finally:
         os.close(fd)
