@@ -9,7 +9,7 @@ import os
 import struct
 import uuid
 
-from remote_helpers import HandRelay
+from remote_helpers import HandRelay, wait_until
 
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
@@ -61,6 +61,35 @@ def test_sources_past_the_total_are_refused_disk_full_and_counted(recorded, tmp_
     assert said[1] == (f"3 sources refused in all because the files of this collector "
                        f"reached the total it allows ({3 * len(head) + len(head) // 2} "
                        f"bytes)")
+
+
+def test_sources_past_the_total_are_counted_in_a_warning_each_period(recorded, tmp_path, caplog,
+                                                                   monkeypatch):
+    """Refusals past the total that go on are not left for the stop: each period says the
+    first as a warning and how many more came in one; every refusal is in one or the
+    other, and the stop says them all."""
+    head, _ = recorded
+    monkeypatch.setattr(collector_module, "_REFUSALS_SAID_EVERY", 0.05)
+    caplog.set_level(logging.WARNING, logger="wpptrace.remote.collector")
+
+    def told() -> int:
+        lines = [r.getMessage() for r in caplog.records if "reached the total" in r.getMessage()]
+        said = sum("@hand (127.0.0.1:" in line for line in lines)
+        counted = sum(int(line.split(" ", 1)[0]) for line in lines
+                      if line.endswith("in the last 0.05 s") and " more sources refused " in line)
+        return said + counted
+
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"),
+                   max_total_size=len(head)) as collector:
+        assert _header_only(collector, head, 0)[0] == P.FrameType.ACK
+        for n in range(1, 9):
+            kind, _, payload = _header_only(collector, head, n)
+            assert struct.unpack_from("<I", payload)[0] == ERROR_DISK_FULL
+        assert collector.total_full == 8
+        wait_until(lambda: told() == 8, what="every refusal said or counted")
+    assert caplog.records[-1].getMessage() == (
+        f"8 sources refused in all because the files of this collector reached the total it "
+        f"allows ({len(head)} bytes)")
 
 
 def test_a_source_whose_buffer_would_pass_the_total_is_ended_disk_full(recorded, tmp_path):

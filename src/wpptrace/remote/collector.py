@@ -42,6 +42,7 @@ from wpptrace.winerror import (ERROR_ACCESS_DENIED, ERROR_BUSY, ERROR_CANCELLED,
 
 from . import protocol as P
 from .etlstream import EtlStreamFile
+from .sayer import Sayer
 
 __all__ = ["Collector", "SourceStats", "Abandoned", "QUEUED_PER_SOURCE", "check_allow",
            "is_loopback", "peer_host", "peer_network"]
@@ -534,7 +535,7 @@ class _Source:
         s = self.stats
         if path is not None:
             s.path = path
-            self.collector._say_of_source(logging.INFO, "%s: writing %s", s.label, path)
+            self.collector._source_lines.say(logging.INFO, "%s: writing %s", s.label, path)
         if path is None:                    # (no file: its header is not on the disk)
             self.collector._credit_disk(self.buffer_size)
         if failure is not None and not self.write_error:
@@ -632,8 +633,8 @@ class _Source:
             collector.write_failures += 1
         else:                                       # (a header buffer the file refused)
             collector.protocol_errors += 1
-        collector._say_of_source(logging.WARNING, "%s: closed: %s",
-                                 _who(self, conn.peer if conn else s.peer), failure)
+        collector._source_lines.say(logging.WARNING, "%s: closed: %s",
+                                    _who(self, conn.peer if conn else s.peer), failure)
         if conn is not None and conn.receiving is not None and conn.failure is None:
             conn.failure = failure
             conn.receiving.cancel()
@@ -903,15 +904,18 @@ class Collector:
         #: set when the stop begins: a connection whose handler starts later is told that the
         #: collector stops, then closed (see _tell_stopping)
         self._stopping = False
-        #: refusals past the connection limits: the kinds said as a warning, and the refusals
-        #: of those kinds since then, not yet said (see _say_refusal)
-        self._refusal_kinds_said: set[str] = set()
-        self._refusals_unsaid: collections.Counter[str] = collections.Counter()
-        #: lines about sources said since the count last started again, and those sent to
-        #: the debug level past _SOURCE_LINES_SAID (see _say_of_source)
-        self._source_lines_said = 0
-        self._source_lines_unsaid = 0
-        self._source_lines_lock = threading.Lock()      # (files' writers say lines too)
+        # Lines that may come by the thousand, each kind said within a bound in each
+        # _REFUSALS_SAID_EVERY s, the others counted (see _say_counted): refusals past the
+        # connection limits (the first of each of _PAST_KINDS a warning), lines about one
+        # source or connection (connected, writing, closed, failed, its summary, its file's
+        # writer: the first _SOURCE_LINES_SAID), and sources refused past max_total_size
+        # (the first; all counted in ``total_full``)
+        self._refusals_said = Sayer(log, 1)
+        self._source_lines = Sayer(
+            log, _SOURCE_LINES_SAID,
+            full=f"{_SOURCE_LINES_SAID} lines about sources said in {_REFUSALS_SAID_EVERY:g} "
+                 f"s: more go to the debug level until that time is over, counted")
+        self._total_full_said = Sayer(log, 1)
         self._handlers: set[asyncio.Task] = set()      # connection handlers started
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -1076,12 +1080,12 @@ class Collector:
         self._ready.set()
         expiry = asyncio.ensure_future(self._expire())
         watch = asyncio.ensure_future(self._watch_writers())
-        refusals = asyncio.ensure_future(self._say_refusals())
+        counts = asyncio.ensure_future(self._say_counted_every_period())
         await self._stop_event.wait()
         self._stopping = True
         expiry.cancel()
         watch.cancel()
-        refusals.cancel()
+        counts.cancel()
         self._server.close()
         # each open connection is told (ERROR_CANCELLED) as its handler is cancelled below:
         # a relay that sent END must not take the close for END's acknowledgement
@@ -1102,12 +1106,7 @@ class Collector:
             if not rest:
                 break
             await asyncio.wait(rest)
-        self._say_refusals_counted("since they were last said")
-        self._say_source_lines_counted("since they were last said")
-        if self.total_full > 1:
-            log.warning("%d sources refused in all because the files of this collector "
-                        "reached the total it allows (%d bytes)", self.total_full,
-                        self.max_total_size)
+        self._say_counted("since they were last said", stopping=True)
         if self._closing:
             await asyncio.wait(list(self._closing))
 
@@ -1121,7 +1120,7 @@ class Collector:
                         and not source.finishing
                         and now - source.detached_at >= self.resume_window):
                     with _said_once(source, "closing it after its relay did not come back"):
-                        self._say_of_source(
+                        self._source_lines.say(
                             logging.WARNING, "%s: the relay did not come back within %g s: %s "
                             "closed (readable up to its last buffer)", source.stats.label,
                             self.resume_window, source.stats.path or "source")
@@ -1226,7 +1225,7 @@ class Collector:
                 source.writer = source.disk = _DiskWriter(
                     lambda writer: self._create_file(base, header, writer, held),
                     asyncio.get_running_loop(), source.created, source.written, s.label,
-                    self._say_of_source)
+                    self._source_lines.say)
             except RuntimeError:                    # no thread to be had
                 self._credit_disk(len(header))
                 raise _StorageFailed(f"cannot write a file for {s.label}: no thread for "
@@ -1336,12 +1335,13 @@ class Collector:
             if disk is not None and disk._abandoned is not None:
                 with disk._lock:        # (decided before the give-up, or 0 from then on)
                     may_say = bool(disk.closing_with)
-            self._say_of_source(logging.ERROR, "%s: %s may be incomplete: %s%s", summary,
-                                s.path, s.file_error,
-                                "" if s.stopped else _NOT_STOPPED[may_say])
+            self._source_lines.say(logging.ERROR, "%s: %s may be incomplete: %s%s", summary,
+                                   s.path, s.file_error,
+                                   "" if s.stopped else _NOT_STOPPED[may_say])
         else:
-            self._say_of_source(logging.INFO, "%s%s%s", summary, f": {s.path}" if s.path else "",
-                                "" if s.stopped else " (the session had not stopped)")
+            self._source_lines.say(logging.INFO, "%s%s%s", summary,
+                                   f": {s.path}" if s.path else "",
+                                   "" if s.stopped else " (the session had not stopped)")
         if self.on_source_end is not None:
             try:
                 self.on_source_end(dataclasses.replace(s))
@@ -1385,7 +1385,7 @@ class Collector:
                        f"{self.max_per_network} from one IPv6 /64 network)")
         if refusal is not None:
             self.connections_refused += 1
-            self._say_refusal(kind, f"{peer}: refused: {said}")
+            self._refusals_said.say(logging.WARNING, "%s: refused: %s", peer, said, kind=kind)
             await self._refuse_past_the_limits(reader, writer, refusal)
             return
         self._active += 1
@@ -1428,10 +1428,11 @@ class Collector:
             writer.write(P.encode(P.FrameType.WELCOME, source.resume_at))
             conn.welcomed = True
             await self._drain(writer)
-            self._say_of_source(logging.INFO, "%s: %s from %s%s (resuming at %d)",
-                                source.stats.label, "connected" if source.stats.connections == 1
-                                else "reconnected", peer, f" as {identity}" if identity else "",
-                                source.resume_at)
+            self._source_lines.say(logging.INFO, "%s: %s from %s%s (resuming at %d)",
+                                   source.stats.label,
+                                   "connected" if source.stats.connections == 1
+                                   else "reconnected", peer,
+                                   f" as {identity}" if identity else "", source.resume_at)
             conn.receiving = asyncio.current_task()
             try:
                 await self._receive(reader, writer, source, conn)
@@ -1451,14 +1452,14 @@ class Collector:
         except P.ProtocolError as exc:
             reason = str(exc)
             if conn is None or exc is not conn.failure:     # (else said and counted already)
-                level, more = logging.WARNING, ""
+                say, more = self._source_lines.say, ""
                 if isinstance(exc, _TotalFull):
                     self.total_full += 1
+                    say = self._total_full_said.say
                     if self.total_full == 1:
-                        more = (" (each source refused for this from now on is counted, and "
-                                "the count said at the stop)")
-                    else:
-                        level = logging.DEBUG
+                        more = (f" (each source refused for this from now on is counted, and "
+                                f"the count said every {_REFUSALS_SAID_EVERY:g} s and at the "
+                                f"stop)")
                 elif isinstance(exc, _FileFull):
                     self.files_full += 1
                     _remember(self._full_ids, source.stats.source_id, False)
@@ -1466,7 +1467,7 @@ class Collector:
                     self.write_failures += 1
                 else:
                     self.protocol_errors += 1
-                self._say_of_source(level, "%s: closed: %s%s", _who(source, peer), reason, more)
+                say(logging.WARNING, "%s: closed: %s%s", _who(source, peer), reason, more)
             # finished before the answer is sent: a relay that reconnects while it drains
             # would take the source over and carry on a stream that cannot be trusted further
             if source is not None and source.connection is conn:
@@ -1500,18 +1501,19 @@ class Collector:
             reason = ("connection closed by the relay" if not exc.partial else
                       f"connection closed in the middle of a frame ({len(exc.partial)} bytes "
                       f"of {exc.expected} read)")
-            self._say_of_source(logging.WARNING, "%s: %s", _who(source, peer), reason)
+            self._source_lines.say(logging.WARNING, "%s: %s", _who(source, peer), reason)
         except asyncio.TimeoutError as exc:
             reason = str(exc) or "nothing received in time"
-            self._say_of_source(logging.WARNING, "%s: closed: %s", _who(source, peer), reason)
+            self._source_lines.say(logging.WARNING, "%s: closed: %s", _who(source, peer),
+                                   reason)
             if conn is not None:
                 conn.told_error = True
             await self._send_error(writer, ERROR_BUSY, reason)
             told = True
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
-            self._say_of_source(logging.WARNING, "%s: connection lost: %s", _who(source, peer),
-                                reason)
+            self._source_lines.say(logging.WARNING, "%s: connection lost: %s",
+                                   _who(source, peer), reason)
         except asyncio.CancelledError:
             # the collector is stopping; the handler ends normally (Python 3.11's stream
             # server logs a cancelled handler as an error with a traceback)
@@ -1557,68 +1559,34 @@ class Collector:
                     if not self._active_in[network]:
                         del self._active_in[network]
 
-    def _say_refusal(self, kind: str, said: str) -> None:
-        """A refusal past the connection limits: the first of its kind a warning, the
-        others while refusals of that kind go on a debug line each, counted and said in
-        one warning every _REFUSALS_SAID_EVERY s and at the stop (a flood of connections
-        must not write a line each to the log)."""
-        if kind in self._refusal_kinds_said:
-            self._refusals_unsaid[kind] += 1
-            log.debug("%s", said)
-        else:
-            self._refusal_kinds_said.add(kind)
-            log.warning("%s", said)
-
-    def _say_of_source(self, level: int, msg: str, *args) -> None:
-        """A line about one source or connection (connected, writing, closed, failed, its
-        summary, its file's writer): the first _SOURCE_LINES_SAID of each
-        _REFUSALS_SAID_EVERY s at ``level``, the others on a debug line each, counted and
-        said in one warning at the end of that time and at the stop (sources that come and
-        go, or fail, by the thousand must not write lines each). Any thread."""
-        with self._source_lines_lock:
-            said = self._source_lines_said < _SOURCE_LINES_SAID
-            if said:
-                self._source_lines_said += 1
-                last = self._source_lines_said == _SOURCE_LINES_SAID
-            else:
-                self._source_lines_unsaid += 1
-        if not said:
-            log.debug(msg, *args)
-            return
-        log.log(level, msg, *args)
-        if last:
-            log.warning("%d lines about sources said in %g s: more go to the debug level "
-                        "until that time is over, counted", _SOURCE_LINES_SAID,
-                        _REFUSALS_SAID_EVERY)
-
-    def _say_source_lines_counted(self, within: str) -> None:
-        """Say the lines about sources that went to the debug level (``within``: the time
-        they came in, in words); the count starts again."""
-        with self._source_lines_lock:
-            unsaid, self._source_lines_unsaid = self._source_lines_unsaid, 0
-            self._source_lines_said = 0
+    def _say_counted(self, within: str, stopping: bool = False) -> None:
+        """Say what the bounded lines counted and did not say (``within``: the time they
+        came in, in words); each kind is news again. At the stop, the sources refused past
+        the total are said in all (``total_full``), the first of them included."""
+        refused = self._refusals_said.counted()
+        if refused:
+            log.warning("%d more connections refused past the connection limits %s (%s)",
+                        sum(refused.values()), within,
+                        ", ".join(f"{kind}: {refused[kind]}" for kind in _PAST_KINDS
+                                  if refused[kind]))
+        unsaid = sum(self._source_lines.counted().values())
         if unsaid:
             log.warning("%d more lines about sources went to the debug level %s", unsaid,
                         within)
+        full = sum(self._total_full_said.counted().values())
+        if stopping:
+            if self.total_full > 1:
+                log.warning("%d sources refused in all because the files of this collector "
+                            "reached the total it allows (%d bytes)", self.total_full,
+                            self.max_total_size)
+        elif full:
+            log.warning("%d more sources refused because the files of this collector reached "
+                        "the total it allows (%d bytes) %s", full, self.max_total_size, within)
 
-    def _say_refusals_counted(self, within: str) -> None:
-        """Say the refusals past the limits counted and not said (``within``: the time they
-        came in, in words); a kind with none since it was last said is news again."""
-        if not self._refusals_unsaid:
-            self._refusal_kinds_said.clear()
-            return
-        counted = self._refusals_unsaid
-        self._refusals_unsaid = collections.Counter()
-        log.warning("%d more connections refused past the connection limits %s (%s)",
-                    sum(counted.values()), within,
-                    ", ".join(f"{kind}: {counted[kind]}" for kind in _PAST_KINDS
-                              if counted[kind]))
-
-    async def _say_refusals(self) -> None:
+    async def _say_counted_every_period(self) -> None:
         while True:
             await asyncio.sleep(_REFUSALS_SAID_EVERY)
-            self._say_refusals_counted(f"in the last {_REFUSALS_SAID_EVERY:g} s")
-            self._say_source_lines_counted(f"in the last {_REFUSALS_SAID_EVERY:g} s")
+            self._say_counted(f"in the last {_REFUSALS_SAID_EVERY:g} s")
 
     async def _refuse_past_the_limits(self, reader: asyncio.StreamReader,
                                       writer: asyncio.StreamWriter, reason: str) -> None:
@@ -1717,8 +1685,8 @@ class Collector:
                 if not waiting:
                     raise _Refused("too many open sources", ERROR_BUSY)
                 oldest = min(waiting, key=lambda s: s.detached_at or 0.0)
-                self._say_of_source(logging.WARNING, "%s: too many sources: closed while "
-                                    "waiting for its relay", oldest.stats.label)
+                self._source_lines.say(logging.WARNING, "%s: too many sources: closed while "
+                                       "waiting for its relay", oldest.stats.label)
                 oldest.finish(0)
             source = _Source(self, hello, conn.peer, self._label_for(hello), conn.address)
             with self._lock:
@@ -2044,7 +2012,7 @@ async def _close_told(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         pass
 
 
-#: refusals past the connection limits, by kind (see Collector._say_refusal)
+#: refusals past the connection limits, by kind (see Collector._refusals_said)
 _PAST_MAX = "too many connections"
 _PAST_PER_ADDRESS = "too many from one host"
 _PAST_PER_NETWORK = "too many from one IPv6 /64 network"
