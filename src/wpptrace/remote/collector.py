@@ -980,34 +980,27 @@ class Collector:
         if thread is None:
             return None
         deadline = time.monotonic() + timeout
-        if self.abandoned is None:      # (a second stop does not wait again)
+        if self.abandoned is None:      # (a second stop does not wait or look again)
             thread.join(timeout)
             if not thread.is_alive():   # files given up on (a disk that did not answer)
                 for writer in self._stuck_writers():
                     writer.finished.wait(max(0.0, deadline - time.monotonic()))
-        if self.abandoned is None and (thread.is_alive() or self._stuck_writers()):
-            self.abandoned = self._left_behind()
-            log.error("collector stopped without closing everything after %g s: %s",
-                      timeout, self.abandoned)
-        if self.abandoned is not None:
-            return self.abandoned
-        if self.live is not None:
-            # (the views' output may not drain: the same deadline bounds them, all together)
-            left = self.live.join(max(0.0, deadline - time.monotonic()))
-            with self._lock:        # (a second stop, stop(0), may be here too)
-                said = self.abandoned is not None
-                if left and not said:
-                    self.abandoned = Abandoned(connections=0, files=[], buffers=0,
-                                               views=len(left))
-            if left and not said:
-                log.error("collector stopped without closing everything after %g s: %s",
-                          timeout, self.abandoned)
-            return self.abandoned
-        return None
+            views = []
+            if self.live is not None:
+                # (their output may not drain: the same deadline bounds them, together;
+                # not waited for once the collector's thread or a file is left behind)
+                closed = not thread.is_alive() and not self._stuck_writers()
+                views = self.live.join(max(0.0, deadline - time.monotonic()) if closed else 0)
+            self._note_left_behind(thread, timeout, len(views))
+        return self.abandoned
 
-    def _left_behind(self) -> Abandoned:
-        """Read from another thread while the collector's is stuck (a snapshot; a file being
-        closed is listed until its close is done)."""
+    def _note_left_behind(self, thread: threading.Thread, timeout: float, views: int) -> None:
+        """Once stop() waited ``timeout`` s: if the collector's thread, a file's writer
+        given up on or one of ``views`` live views is not done, ``abandoned`` (and said,
+        once) is what is left (a snapshot read from another thread while the collector's
+        may be stuck; a file being closed is listed until its close is done)."""
+        if not (thread.is_alive() or self._stuck_writers() or views):
+            return
         with self._lock:
             open_ = list(self._sources.values())
         files = [w.path or "(a file being made)" for w in list(self._abandoned_writers)
@@ -1017,9 +1010,15 @@ class Collector:
             path = s.stats.path or (s.disk.path if s.disk is not None else None)
             if path and not s.stats.closed:
                 files.append(path)
-        views = 0 if self.live is None else sum(not v.done for v in list(self.live.views))
-        return Abandoned(connections=self._active, files=files,
+        left = Abandoned(connections=self._active, files=files,
                          buffers=sum(s.queued_data for s in open_), views=views)
+        with self._lock:        # (a second stop, stop(0), may be here too)
+            said = self.abandoned is not None
+            if not said:
+                self.abandoned = left
+        if not said:
+            log.error("collector stopped without closing everything after %g s: %s",
+                      timeout, left)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the collector stopped (True) or ``timeout`` passed (False)."""
