@@ -81,9 +81,33 @@ def test_a_stop_limit_of_none_reaches_the_relay_as_no_limit(monkeypatch, capsys)
             "only --linger and --linger-") in text
 
 
-def test_collect_and_relay_read_seconds_with_one_shared_helper():
-    """Both commands read their options in seconds with the remote commands' one helper;
-    neither takes a private helper of the other."""
+@pytest.mark.parametrize("text", ["0", "x", "1.5", "1048577"])
+def test_a_bad_max_queue_mb_is_said_as_collect_says_its_sizes(capsys, text):
+    """--max-queue-mb is read as collect reads its sizes in MiB: one line, the same words."""
+    assert _relay("--max-queue-mb", text) == 2
+    assert capsys.readouterr().err == (f"wpptrace relay: --max-queue-mb {text!r}: expected a "
+                                       f"whole number of MiB from 1 to 1048576\n")
+
+
+def test_max_queue_mb_reaches_the_relay_in_bytes(monkeypatch, capsys):
+    made = []
+
+    class Recorded:
+        def __init__(self, to, **options):
+            made.append(options["max_queue_bytes"])
+
+        def start(self):
+            raise OSError("not started in this test")
+    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    assert _relay("--max-queue-mb", "3") == 1
+    assert _relay() == 1
+    assert made == [3 << 20, 64 << 20]
+    capsys.readouterr()
+
+
+def test_collect_and_relay_read_seconds_and_sizes_with_one_shared_helper():
+    """Both commands read their options in seconds, and in MiB, with the remote commands' one
+    helper each; neither takes a private helper of the other."""
     import ast
     import inspect
 
@@ -94,6 +118,7 @@ def test_collect_and_relay_read_seconds_with_one_shared_helper():
             inspect.getsource(module))) if isinstance(node, ast.ImportFrom)
             for alias in node.names}
         assert ("wpptrace.remote.cli_options", "seconds") in imported, module.__name__
+        assert ("wpptrace.remote.cli_options", "mebibytes") in imported, module.__name__
         private = [f"{where}.{name}" for where, name in imported
                    if name.startswith("_") and (where or "").startswith("wpptrace.remote")]
         assert private == [], module.__name__

@@ -23,7 +23,8 @@ import sys
 import threading
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain, reason
-from wpptrace.remote.cli_options import add_quiet, log_to_stderr, pem_problem, seconds
+from wpptrace.remote.cli_options import (add_quiet, log_to_stderr, mebibytes, pem_problem,
+                                         seconds)
 
 PROG = "collect"
 #: seconds the collector has at exit to close every connection and file (then exit status 1)
@@ -111,12 +112,12 @@ def run(args: argparse.Namespace) -> int:
                        "at least 1")
         return 2
     try:
-        in_all = _whole(args.max_queued_mb, "--max-queued-mb")
+        in_all = mebibytes(args.max_queued_mb, "--max-queued-mb")
         per_source = (None if args.max_queued_per_source_mb is None else   # (the library's)
-                      _whole(args.max_queued_per_source_mb, "--max-queued-per-source-mb"))
+                      mebibytes(args.max_queued_per_source_mb, "--max-queued-per-source-mb"))
         write_timeout = seconds(args.write_timeout, "--write-timeout", least=1.0)
-        max_file = _whole(args.max_file_mb, "--max-file-mb")
-        max_total = _whole(args.max_total_mb, "--max-total-mb")
+        max_file = mebibytes(args.max_file_mb, "--max-file-mb")
+        max_total = mebibytes(args.max_total_mb, "--max-total-mb")
     except ValueError as exc:
         complain(PROG, exc)
         return 2
@@ -227,17 +228,6 @@ def _load_tmfs(args: argparse.Namespace):
     # the files read now (a directory's are read as met)
     report_tmf_issues(tmfset.issues, sum(tmfset.issues_dropped.values()), opts.prog, sys.stderr)
     return None if problems else tmfset
-
-
-def _whole(text: str, option: str) -> int:
-    """A whole number of MiB, 1 to 1048576 (1 TiB). ValueError saying so."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 1 << 20:
-        raise ValueError(f"{option} {text!r}: expected a whole number of MiB from 1 to 1048576")
-    return value
 
 
 def _stop(collector, signalled: list[int]):

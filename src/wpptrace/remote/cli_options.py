@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Optional
 
-__all__ = ["seconds", "add_quiet", "log_to_stderr", "pem_problem"]
+__all__ = ["seconds", "mebibytes", "add_quiet", "log_to_stderr", "pem_problem"]
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,17 @@ def seconds(text: str, option: str, least: Optional[float] = None) -> float:
     elif not (value >= least and math.isfinite(value)):
         raise ValueError(f"{option} {text!r}: expected a number of seconds, at least "
                          f"{least:g}")
+    return value
+
+
+def mebibytes(text: str, option: str) -> int:
+    """A whole number of MiB, 1 to 1048576 (1 TiB). ValueError saying so, naming ``option``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1 << 20:
+        raise ValueError(f"{option} {text!r}: expected a whole number of MiB from 1 to 1048576")
     return value
 
 

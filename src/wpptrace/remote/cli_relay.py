@@ -29,7 +29,8 @@ import uuid
 from typing import Optional
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, complain
-from wpptrace.remote.cli_options import add_quiet, log_to_stderr, pem_problem, seconds
+from wpptrace.remote.cli_options import (add_quiet, log_to_stderr, mebibytes, pem_problem,
+                                         seconds)
 
 PROG = "relay"
 
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, default=1024, metavar="N",
                         help="buffers held while the network is slow; more are dropped and "
                              "counted (default: 1024)")
-    parser.add_argument("--max-queue-mb", type=int, default=64, metavar="MB",
+    parser.add_argument("--max-queue-mb", default="64", metavar="MB",
                         help="... and MiB they take at most (one buffer at least; default: 64)")
     parser.add_argument("--linger", default="30", metavar="SECONDS",
                         help="once the session stopped (or the relay was interrupted), give "
@@ -101,13 +102,11 @@ def run(args: argparse.Namespace) -> int:
     if not address[0]:
         complain(PROG, f"--to {args.to!r}: give the collector's host")
         return 2
-    if args.max_queue_mb < 1:
-        complain(PROG, "--max-queue-mb must be at least 1")
-        return 2
     if args.max_queue < 1:
         complain(PROG, "--max-queue must be at least 1")
         return 2
     try:
+        max_queue_mb = mebibytes(args.max_queue_mb, "--max-queue-mb")
         linger = seconds(args.linger, "--linger")
         linger_limit = seconds(args.linger_limit, "--linger-limit")
         stop_limit = _stop_limit(args.stop_limit)
@@ -123,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
     try:
         relay = Relay(address, session=args.session, tls=tls, server_hostname=args.server_name,
-                      max_queue=args.max_queue, max_queue_bytes=args.max_queue_mb << 20,
+                      max_queue=args.max_queue, max_queue_bytes=max_queue_mb << 20,
                       source_id=args.source_id, host=args.host_name,
                       linger=linger, linger_limit=linger_limit, stop_limit=stop_limit)
     except ValueError as exc:
