@@ -129,17 +129,13 @@ def log_file_refusal(path: str, exc: Win32Error) -> str:
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
 
 
-def _writes_already(name: str, path: str) -> bool:
-    """Whether session ``name`` writes the file ``path`` now (by any name: an UPDATE to it is no
-    switch); False if it writes none or cannot be asked."""
+def _replaces(own: str, path: str) -> bool:
+    """Whether switching from the log file ``own`` to ``path`` replaces an existing file: not
+    if there is none, nor if it is ``own`` by any name (an UPDATE to it is no switch)."""
     try:
-        own = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY).LogFileName
-    except Win32Error:
-        return False
-    try:
-        return bool(own) and os.path.samefile(own, path)
+        return os.path.isfile(path) and not (own and os.path.samefile(own, path))
     except OSError:
-        return False
+        return True
 
 
 def _session_writing(path: str) -> "tuple[str, str] | None":
@@ -626,7 +622,10 @@ def flush(name: str) -> list[str]:
     return [f"session {name!r} flushed: {props.BuffersWritten} buffers written, {props.EventsLost} events lost"]
 
 
-def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile: str | None) -> list[str]:
+def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile: str | None,
+           replacing: "Callable[[str], None] | None" = None) -> list[str]:
+    """Change a running session's settings; ``replacing(path)`` is called once the session
+    switched to a log file that existed (replaced, as tracelog does)."""
     check_name(name)
     try:
         props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)
@@ -637,8 +636,10 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
     if max_buffers is not None:
         props.MaximumBuffers = max_buffers
     old_logfile = new_logfile = props.LogFileName
+    replaced = False
     if logfile is not None:
         props.LogFileName = new_logfile = check_logfile(logfile)
+        replaced = _replaces(old_logfile, new_logfile)
     try:
         props = api.ControlTrace(0, name, props, lib.EVENT_TRACE_CONTROL_UPDATE)
     except Win32Error as exc:
@@ -661,6 +662,8 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         if exc.winerror in LOG_FILE_REFUSALS and logfile:
             raise SessionError(log_file_refusal(logfile, exc)) from None
         raise SessionError(_describe(exc, name)) from None
+    if replaced and replacing is not None:      # (a failed update replaced nothing)
+        replacing(new_logfile)
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
             f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]
 
@@ -785,14 +788,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         elif action == "flush":
             lines = flush(args.name)
         elif action == "update":
-            # (said once the switch succeeded: a failed update replaced nothing; the file the
-            # session writes already is no switch, as for the host)
-            replacing = (args.logfile is not None and os.path.isfile(args.logfile)
-                         and not _writes_already(args.name, args.logfile))
-            lines = update(args.name, args.flush_timer, args.max_buffers, args.logfile)
-            if replacing:
-                print(f"wpptrace session update: replacing existing {os.path.abspath(args.logfile)}",
-                      file=err)
+            lines = update(args.name, args.flush_timer, args.max_buffers, args.logfile,
+                           replacing=lambda path: print(f"wpptrace session update: replacing existing "
+                                                        f"{path}", file=err))
         else:
             lines = listing() or ["no session is running"]
     except SessionError as exc:

@@ -1040,3 +1040,31 @@ def test_the_flush_timer_help_says_what_the_core_does_with_0(action):
     assert "real-time session" in text and "still flushes every second" in text
     if action == "update":
         assert "milliseconds for a session started with EVENT_TRACE_USE_MS_FLUSH_TIMER" in text
+
+
+def test_session_update_asks_the_session_once(tmp_path, session_name, monkeypatch, capsys):
+    """``session update -f FILE`` words "replacing" from the QUERY it makes for the update
+    itself, not from a second one (which another update could change in between)."""
+    from wpptrace.provider import api, session_cli
+    from wpptrace.provider._hazmat import lib
+
+    session_cli.start(session_name, str(tmp_path / "first.etl"))
+    try:
+        asked = []
+        control = api.ControlTrace
+
+        def counted(handle, name, props, code):
+            asked.append(code)
+            return control(handle, name, props, code)
+        monkeypatch.setattr(api, "ControlTrace", counted)
+        earlier = tmp_path / "earlier.etl"
+        earlier.write_bytes(b"an earlier trace")
+        update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
+                                    max_buffers=None, logfile=str(earlier))
+        capsys.readouterr()
+        assert session_cli.run(update) == 0
+        assert capsys.readouterr().err == f"wpptrace session update: replacing existing {earlier}\n"
+        assert asked == [lib.EVENT_TRACE_CONTROL_QUERY, lib.EVENT_TRACE_CONTROL_UPDATE]
+    finally:
+        monkeypatch.undo()
+        session_cli.stop(session_name)
