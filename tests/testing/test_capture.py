@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import gc
 import inspect
 import logging
 import os
@@ -12,6 +13,7 @@ import pathlib
 import re
 import threading
 import uuid
+import weakref
 
 import pytest
 
@@ -310,8 +312,16 @@ def test_a_capture_that_cannot_be_moved_is_kept_where_it_is(tmp_path, monkeypatc
     assert cap.kept_problems == f"not moved to {tmp_path / 'elsewhere'}: ERROR_DISK_FULL"
     assert list((tmp_path / "elsewhere").iterdir()) == []              # no half-made folder
     assert "read 2 bytes from not moved" in pathlib.Path(first, "trace.txt").read_text()
-    del cap
-    assert os.path.isdir(first)                                          # kept: never removed
+    # kept: never removed, also once the capture is gone (collected: a finalizer left attached
+    # has run by then, as it does for a capture not kept)
+    with capture(trace) as unkept:
+        copy_file(3, "not kept")
+    removed = os.path.dirname(unkept.etl_path)
+    collected = [weakref.ref(cap), weakref.ref(unkept)]
+    del cap, unkept
+    gc.collect()
+    assert [ref() for ref in collected] == [None, None]
+    assert os.path.isdir(first) and not os.path.exists(removed)
     import shutil
     shutil.rmtree(first)
 
