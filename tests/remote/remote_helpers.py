@@ -740,3 +740,29 @@ class HandRelay:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def delivered_by_hand(address, head: bytes, buffers=(), session: str = "hand", *,
+                      end: bool = True, end_time: int = 1,
+                      source_id: uuid.UUID | None = None) -> list:
+    """A source spoken by hand (a HandRelay): WELCOME checked, then its header buffer,
+    ``buffers`` (sequence 1 on) and, if ``end``, END (``end_time``: the session stopped);
+    the collector's answers after WELCOME (HandRelay.answer's) until it closes the
+    connection: END's ACK once the file is closed, or an ERROR."""
+    from wpptrace.remote import protocol as P
+
+    hand = HandRelay(address, len(head), session, source_id=source_id)
+    try:
+        welcome = hand.answer()
+        assert welcome is not None and welcome[0] == P.FrameType.WELCOME, welcome
+        hand.header(head)
+        for sequence, buffer in enumerate(buffers, 1):
+            hand.buffer(sequence, buffer)
+        if end:
+            hand.end(len(buffers) + 1, end_time=end_time)
+        answers = []
+        while (answer := hand.answer()) is not None:
+            answers.append(answer)
+        return answers
+    finally:
+        hand.close()

@@ -9,7 +9,7 @@ import os
 import struct
 import uuid
 
-from remote_helpers import HandRelay, wait_until
+from remote_helpers import HandRelay, delivered_by_hand, wait_until
 
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
@@ -17,26 +17,9 @@ from wpptrace.remote import protocol as P
 from wpptrace.winerror import ERROR_DISK_FULL
 
 
-def _header_answers(collector, head, name: str, source_id=None) -> list:
-    """A source that sends its header buffer and END; every answer until the collector
-    closes the connection."""
-    hand = HandRelay(collector.address, len(head), name, source_id=source_id)
-    try:
-        answers = [hand.answer()]
-        hand.header(head)
-        hand.end(1, end_time=1)
-        while (answer := hand.answer()) is not None:
-            answers.append(answer)
-        return answers
-    finally:
-        hand.close()
-
-
 def _header_only(collector, head, n: int):
     """A source that sends its header buffer and END; the collector's last answer."""
-    answers = _header_answers(collector, head, f"d{n}")
-    assert answers[0][0] == P.FrameType.WELCOME
-    return answers[-1]
+    return delivered_by_hand(collector.address, head, session=f"d{n}")[-1]
 
 
 def test_sources_past_the_total_are_refused_disk_full_and_counted(recorded, tmp_path,
@@ -134,13 +117,14 @@ def test_a_file_that_could_not_be_made_takes_nothing_of_the_total(recorded, tmp_
                    max_total_size=3 * len(head)) as collector:
         retrying = uuid.uuid4()
         for _ in range(4):
-            kind, _, payload = _header_answers(collector, head, "r", retrying)[-1]
+            kind, _, payload = delivered_by_hand(collector.address, head, session="r",
+                                                 source_id=retrying)[-1]
             assert kind == P.FrameType.ERROR
             assert struct.unpack_from("<I", payload)[0] != ERROR_DISK_FULL
         assert collector.disk_bytes == 0
         assert collector.total_full == 0
         refusing[0] = False
-        kinds = [a[0] for a in _header_answers(collector, head, "fresh")]
-        assert kinds == [P.FrameType.WELCOME, P.FrameType.ACK]     # END's ACK: written
+        kinds = [a[0] for a in delivered_by_hand(collector.address, head, session="fresh")]
+        assert kinds == [P.FrameType.ACK]       # END's ACK: written
         assert collector.disk_bytes == len(head)
     assert len(os.listdir(out)) == 1

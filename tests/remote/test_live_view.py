@@ -14,7 +14,8 @@ import time
 import uuid
 
 from remote_helpers import (PATIENCE, HandRelay, Provider, TracedSession, data_buffers,
-                            decoded_text, relay_process, wait_until, wpptrace)
+                            decoded_text, delivered_by_hand, relay_process, wait_until,
+                            wpptrace)
 
 from wpptrace import tmf
 from wpptrace.remote import Collector, LiveView
@@ -296,16 +297,8 @@ def test_a_summary_says_nothing_of_the_live_view_when_it_skipped_nothing(recorde
     ended: list = []
     caplog.set_level(logging.INFO, logger="wpptrace.remote.collector")
     with Collector(("127.0.0.1", 0), live=live, on_source_end=ended.append) as collector:
-        hand = HandRelay(collector.address, len(head), "kept")
-        try:
-            assert hand.answer()[0] == P.FrameType.WELCOME
-            hand.header(head)
-            for sequence, buffer in enumerate(buffers[:4], 1):
-                hand.buffer(sequence, buffer)
-            hand.end(5)
-            wait_until(lambda: ended, what="the source's end")
-        finally:
-            hand.close()
+        delivered_by_hand(collector.address, head, buffers[:4], session="kept", end_time=0)
+        assert ended                    # (END's ACK comes once its source ended)
     (stats,) = ended
     assert stats.live_skipped == 0
     (summary,) = [r.getMessage() for r in caplog.records

@@ -8,7 +8,8 @@ import io
 import logging
 import threading
 
-from remote_helpers import PATIENCE, HandRelay, TracedSession, wait_until
+from remote_helpers import (PATIENCE, HandRelay, TracedSession, delivered_by_hand,
+                            wait_until)
 
 from wpptrace import tmf
 from wpptrace.remote import Collector, LiveView
@@ -59,16 +60,9 @@ def test_a_source_the_live_view_has_no_room_for_counts_every_buffer_skipped(reco
         with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c"), live=live,
                        on_source_end=ended.append) as collector:
             for n in range(3):
-                hand = HandRelay(collector.address, len(head), f"src{n}")
-                try:
-                    assert hand.answer()[0] == P.FrameType.WELCOME
-                    hand.header(head)
-                    for sequence, buffer in enumerate(buffers[:3], 1):
-                        hand.buffer(sequence, buffer)
-                    hand.end(4, end_time=1)
-                    wait_until(lambda: len(ended) == n + 1, what="the source's end")
-                finally:
-                    hand.close()
+                # (END's ACK comes once its source ended)
+                delivered_by_hand(collector.address, head, buffers[:3], session=f"src{n}")
+                assert len(ended) == n + 1
             assert live.views_refused == 2 and len(live.views) == 1
             live._format_lock.release()     # (the stop then waits for the one view)
     finally:
@@ -96,15 +90,7 @@ class _StuckOutput(io.StringIO):
 def _stuck_sources(collector, live, out, head, count: int) -> None:
     """``count`` sources, header and END, whose views are stuck printing once ended."""
     for n in range(count):
-        hand = HandRelay(collector.address, len(head), f"stuck{n}")
-        try:
-            assert hand.answer()[0] == P.FrameType.WELCOME
-            hand.header(head)
-            hand.end(1, end_time=1)
-            while hand.answer() is not None:       # (END's ACK, then the close)
-                pass
-        finally:
-            hand.close()
+        delivered_by_hand(collector.address, head, session=f"stuck{n}")
     # (one view prints at a time: the others wait for it)
     wait_until(lambda: out.writers == 1 and len(collector.sources) == count
                and all(s.closed for s in collector.sources), what="the sources' ends")
@@ -191,17 +177,8 @@ def test_sources_waiting_for_their_relay_do_not_keep_a_connected_one_from_being_
                 hand.close()
         wait_until(lambda: not any(s.connected for s in collector.sources),
                    what="a and b waiting for their relay")
-        hand = HandRelay(collector.address, len(head), "c")
-        try:
-            assert hand.answer()[0] == P.FrameType.WELCOME
-            hand.header(head)
-            for sequence, buffer in enumerate(buffers[:6], 1):
-                hand.buffer(sequence, buffer)
-            hand.end(7, end_time=1)
-            wait_until(lambda: len(ended) == 1, what="c's end")
-        finally:
-            hand.close()
-        (c,) = ended
+        delivered_by_hand(collector.address, head, buffers[:6], session="c")
+        (c,) = ended                    # (END's ACK comes once its source ended)
         assert c.session == "c" and c.buffers == 6
         assert c.live_skipped == 0 and live.views_refused == 0
         wait_until(lambda: "[c@hand]" in out.getvalue(), what="c's lines")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from remote_helpers import HandRelay
+from remote_helpers import delivered_by_hand
 
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
@@ -22,15 +22,7 @@ def test_lines_about_sources_past_the_bound_go_to_debug_and_are_counted(recorded
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
         for n in range(SOURCES):
-            hand = HandRelay(collector.address, len(head), f"short{n}")
-            try:
-                assert hand.answer()[0] == P.FrameType.WELCOME
-                hand.header(head)
-                hand.end(1, end_time=1)
-                while hand.answer() is not None:
-                    pass
-            finally:
-                hand.close()
+            delivered_by_hand(collector.address, head, session=f"short{n}")
         assert collector.wait_for(lambda ss: len(ss) == SOURCES and all(s.closed for s in ss))
     about = [r for r in caplog.records if "@hand" in r.getMessage()]
     said = [r for r in about if r.levelno >= logging.INFO]
@@ -65,15 +57,9 @@ def test_sources_whose_disk_fails_stay_within_the_bound(recorded, tmp_path, capl
     caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
     with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
         for n in range(FAILING):
-            hand = HandRelay(collector.address, len(head), f"full{n}")
-            try:
-                assert hand.answer()[0] == P.FrameType.WELCOME
-                hand.header(head)
-                hand.buffer(1, buffers[0])
-                while hand.answer() is not None:
-                    pass
-            finally:
-                hand.close()
+            (told,) = delivered_by_hand(collector.address, head, buffers[:1],
+                                        session=f"full{n}", end=False)
+            assert told[0] == P.FrameType.ERROR
         assert collector.wait_for(lambda ss: len(ss) == FAILING and all(s.closed for s in ss))
         assert collector.write_failures == FAILING
         assert all(s.file_error.startswith("writing it failed: ERROR_DISK_FULL")

@@ -15,6 +15,21 @@ def _relay(*options: str) -> int:
     return cli.main(["relay", "some-session", "--to", "127.0.0.1:9", "-q", *options])
 
 
+def _relays_made(monkeypatch) -> list[dict]:
+    """The options of each Relay the command makes from now on (none is started: the
+    command then exits 1, saying "not started in this test")."""
+    made: list[dict] = []
+
+    class Recorded:
+        def __init__(self, to, **options):
+            made.append(options)
+
+        def start(self):
+            raise OSError("not started in this test")
+    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    return made
+
+
 def test_the_help_shows_the_linger_options_with_their_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["relay", "--help"])
@@ -39,15 +54,7 @@ def test_a_bad_linger_is_one_line_and_exit_status_2(capsys, options, said):
 
 
 def test_the_linger_options_reach_the_relay(monkeypatch, capsys):
-    made = []
-
-    class Recorded:
-        def __init__(self, to, **options):
-            made.append(options)
-
-        def start(self):
-            raise OSError("not started in this test")
-    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    made = _relays_made(monkeypatch)
     assert _relay("--linger", "2.5", "--linger-limit", "40") == 1
     assert _relay() == 1
     assert [(o["linger"], o["linger_limit"]) for o in made] == [(2.5, 40.0), (30.0, 300.0)]
@@ -57,19 +64,11 @@ def test_the_linger_options_reach_the_relay(monkeypatch, capsys):
 def test_a_stop_limit_of_none_reaches_the_relay_as_no_limit(monkeypatch, capsys):
     """--stop-limit takes seconds, or "none": an interrupt then waits as long as --linger and
     --linger-limit allow (the relay's stop_limit None); the help says so."""
-    made = []
-
-    class Recorded:
-        def __init__(self, to, **options):
-            made.append(options["stop_limit"])
-
-        def start(self):
-            raise OSError("not started in this test")
-    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    made = _relays_made(monkeypatch)
     assert _relay("--stop-limit", "none") == 1
     assert _relay("--stop-limit", "5") == 1
     assert _relay() == 1
-    assert made == [None, 5.0, 30.0]
+    assert [o["stop_limit"] for o in made] == [None, 5.0, 30.0]
     capsys.readouterr()
     assert _relay("--stop-limit", "never") == 2
     assert capsys.readouterr().err == ("wpptrace relay: --stop-limit 'never': expected a number "
@@ -90,18 +89,10 @@ def test_a_bad_max_queue_mb_is_said_as_collect_says_its_sizes(capsys, text):
 
 
 def test_max_queue_mb_reaches_the_relay_in_bytes(monkeypatch, capsys):
-    made = []
-
-    class Recorded:
-        def __init__(self, to, **options):
-            made.append(options["max_queue_bytes"])
-
-        def start(self):
-            raise OSError("not started in this test")
-    monkeypatch.setattr(relay_module, "Relay", Recorded)
+    made = _relays_made(monkeypatch)
     assert _relay("--max-queue-mb", "3") == 1
     assert _relay() == 1
-    assert made == [3 << 20, 64 << 20]
+    assert [o["max_queue_bytes"] for o in made] == [3 << 20, 64 << 20]
     capsys.readouterr()
 
 

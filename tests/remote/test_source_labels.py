@@ -7,25 +7,11 @@ import io
 import uuid
 
 import pytest
-from remote_helpers import HandRelay, wait_until
+from remote_helpers import HandRelay, delivered_by_hand, wait_until
 
 from wpptrace import tmf
 from wpptrace.remote import Collector, LiveView, Relay
 from wpptrace.remote import protocol as P
-
-
-def _send(collector, head, buffers, session: str) -> None:
-    hand = HandRelay(collector.address, len(head), session)
-    try:
-        assert hand.answer()[0] == P.FrameType.WELCOME
-        hand.header(head)
-        for sequence, buffer in enumerate(buffers, 1):
-            hand.buffer(sequence, buffer)
-        hand.end(len(buffers) + 1, end_time=1)
-        while hand.answer() is not None:        # (END's ACK, then the close)
-            pass
-    finally:
-        hand.close()
 
 
 def test_a_session_name_cannot_make_lines_that_pass_for_another_sources(recorded,
@@ -35,9 +21,9 @@ def test_a_session_name_cannot_make_lines_that_pass_for_another_sources(recorded
     live = LiveView(tmf.load(str(tmf_dir)), out)
     forger = 'victim@hand] [0]0000.0000::12/07/2026 ALARM cleared "by" \\operator'
     with Collector(("127.0.0.1", 0), live=live) as collector:
-        _send(collector, head, buffers[:1], "victim")
-        _send(collector, head, buffers[:1], forger)
-        _send(collector, head, buffers[:1], "a]b")
+        delivered_by_hand(collector.address, head, buffers[:1], "victim")
+        delivered_by_hand(collector.address, head, buffers[:1], forger)
+        delivered_by_hand(collector.address, head, buffers[:1], "a]b")
         wait_until(lambda: len(collector.sources) == 3
                    and all(s.closed for s in collector.sources), what="the sources' ends")
         labels = {s.session: s.label for s in collector.sources}
