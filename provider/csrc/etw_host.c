@@ -535,6 +535,11 @@ static wpt_process_ref g_caller;
  * watched through a pidfd (readable then), else (no pidfd: an old kernel, a sandbox refusing
  * the call) by its pid and start time each second. */
 static int g_watch_caller, g_caller_fd = -1;
+static _Atomic int g_caller_polled;     /* a test's: hosts started from now on poll */
+
+void wpptrace_debug_watch_caller_by_polling(int on) {
+    atomic_store(&g_caller_polled, on != 0);
+}
 
 /* 1 once the caller has ended (its pid gone, or another process's now); its start unknown or
  * unreadable: 0 (it is not taken for ended on a guess). */
@@ -548,7 +553,8 @@ static int caller_ended(void) {
 static int watch_caller(void) {
     g_watch_caller = 1;
 #ifdef SYS_pidfd_open
-    g_caller_fd = (int)syscall(SYS_pidfd_open, (pid_t)g_caller.pid, 0);   /* close-on-exec */
+    if (!atomic_load(&g_caller_polled))
+        g_caller_fd = (int)syscall(SYS_pidfd_open, (pid_t)g_caller.pid, 0);   /* close-on-exec */
 #endif
     return caller_ended();
 }
@@ -599,18 +605,10 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
             wpt_host_log("SIGTERM: stopping");
             start_stop = 1;
         }
-        if (pfd[3].revents && !stopping) {
-            wpt_host_log("the process that started the session (pid %u) ended: stopping",
-                         (unsigned)g_caller.pid);
-            start_stop = 1;
-        }
+        int caller_gone = pfd[3].revents != 0;      /* its pidfd, else its pid each second */
         if (now >= next_check) {
             next_check = now + 1000;
-            if (!stopping && g_watch_caller && g_caller_fd < 0 && caller_ended()) {
-                wpt_host_log("the process that started the session (pid %u) ended: stopping",
-                             (unsigned)g_caller.pid);
-                start_stop = 1;
-            }
+            if (g_watch_caller && g_caller_fd < 0 && caller_ended()) caller_gone = 1;
             if (!stopping && !socket_still_ours(path, mine)) {
                 wpt_host_log("the control socket %s/%s was removed: stopping", wpt_runtime_dir_name(),
                              strrchr(path, '/') + 1);
@@ -623,6 +621,11 @@ static void serve(wpt_session *s, int listen_fd, const char *path, const struct 
                     close(conns[i].fd);
                     conns[i].fd = -1;
                 }
+        }
+        if (caller_gone && !stopping) {
+            wpt_host_log("the process that started the session (pid %u) ended: stopping",
+                         (unsigned)g_caller.pid);
+            start_stop = 1;
         }
         if (start_stop && !stopping) {
             stopping = 1;
@@ -831,6 +834,9 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
     if (rc != ERROR_SUCCESS) _exit(1);
     wpt_host_log("session \"%s\" (LoggerId %u) running, pid %u, file \"%s\"", s->name, s->logger_id,
                  (unsigned)getpid(), s->logfile_name);
+    if (g_watch_caller && g_caller_fd < 0)
+        wpt_host_log("no pidfd for the process that started the session (pid %u): whether it ended "
+                     "is looked at each second", (unsigned)g_caller.pid);
     serve(s, listen_fd, path, &bound);
     wpt_host_log("session \"%s\" stopped: %u buffers written, %u events lost",
                  s->name, atomic_load(&s->buffers_written), wpt_events_lost(s));

@@ -359,6 +359,9 @@ void  wpptrace_debug_fail_file_writes(int Skip, int Count, int Error);
  * Error (ERROR_DISK_FULL, ERROR_WRITE_FAULT ...). */
 void  wpptrace_debug_fail_file_flushes(int Count, ULONG Error);
 ULONG wpptrace_debug_reserve_only(TRACEHANDLE LoggerHandle, ULONG Size);
+/* On: session hosts started from now on (WPPTRACE_START_ENDS_WITH_CALLER) watch the process
+ * that started them by its pid and start time each second, as where no pidfd can be had. */
+void  wpptrace_debug_watch_caller_by_polling(int On);
 
 /* BEGIN C ONLY */
 #ifdef UNICODE

@@ -13,11 +13,15 @@ import textwrap
 import time
 import uuid
 
+import pytest
+
 PATIENCE = 20.0
 
 _CAPTURING = textwrap.dedent("""
     import sys, time
+    from wpptrace.provider._hazmat import lib
     from wpptrace.testing import capture
+    lib.wpptrace_debug_watch_caller_by_polling(sys.argv[2] == "polling")
     with capture(sys.argv[1]) as cap:
         print(cap.session_name, cap.etl_path, flush=True)
         time.sleep(300)
@@ -35,11 +39,15 @@ def _running(env) -> str:
     return listed.stdout
 
 
-def test_a_control_guid_capture_ends_with_the_process_killed_while_it_captures(tmp_path):
+@pytest.mark.parametrize("watch", ["pidfd", "polling"])
+def test_a_control_guid_capture_ends_with_the_process_killed_while_it_captures(tmp_path, watch):
+    """The host watches the process that started it through a pidfd, or (none to be had: an
+    old kernel, a sandbox) by its pid and start time each second; either way its log says the
+    end once."""
     runtime = tmp_path / "rt"
     runtime.mkdir(mode=0o700)
     env = dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime))
-    starter = subprocess.Popen([sys.executable, "-c", _CAPTURING, str(uuid.uuid4())], env=env,
+    starter = subprocess.Popen([sys.executable, "-c", _CAPTURING, str(uuid.uuid4()), watch], env=env,
                                stdout=subprocess.PIPE, text=True)
     etl = None
     try:
@@ -54,6 +62,10 @@ def test_a_control_guid_capture_ends_with_the_process_killed_while_it_captures(t
         dumped = _wpptrace(env, "dump", etl)
         # stopped as STOP stops it: its file completed
         assert dumped.returncode == 0 and "did not stop cleanly" not in dumped.stderr, dumped.stderr
+        log = "".join(p.read_text() for p in runtime.glob("s-*.log"))
+        assert log.count(f"the process that started the session (pid {starter.pid}) ended: stopping") == 1, log
+        assert (f"no pidfd for the process that started the session (pid {starter.pid})" in log) == (
+            watch == "polling"), log
     finally:
         if starter.poll() is None:
             starter.kill()
