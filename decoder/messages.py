@@ -401,21 +401,16 @@ def decode_file(path: Any, tmf: Any = None) -> DecodedFile:
     from .wpp import WppDecoder
     from .wpp_rows import RowView
 
-    decoder = WppDecoder(load_tmf(tmf))
-    files, left_out = _open_files(_paths(path), skip_unreadable=True)
-    if not files and left_out:
-        raise left_out[0][1]
+    run = DecodingRun(_paths(path), WppDecoder(load_tmf(tmf)), skip_unreadable=True)
+    run._raise_if_none_opened()
     try:
         view = RowView()
-        chunks = merge_sources([(FileSource(etl), view) for etl in files])
+        chunks = merge_sources([(FileSource(etl), view) for etl in run._files])
         out: list[DecodedMessage] = []
-        for messages in decoder.format(chunks, view, "messages"):
+        for messages in run.decoder.format(chunks, view, "messages"):
             out += messages
-        lost = sum(int(getattr(etl.header, "events_lost", 0) or 0) for etl in files
+        lost = sum(int(getattr(etl.header, "events_lost", 0) or 0) for etl in run._files
                    if getattr(etl.header, "valid", True))
-        return DecodedFile(out, decoder.counters,
-                           [issue for issue, _exc in left_out] + [i for etl in files for i in etl.errors],
-                           lost)
+        return DecodedFile(out, run.counters, run.errors, lost)
     finally:
-        for etl in files:
-            etl.close()
+        run.close()
