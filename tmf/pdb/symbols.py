@@ -16,7 +16,6 @@ file is still read; with ``tolerant=False`` it raises instead.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import os
 import re
 import struct
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from ..errors import TmfError
+from ..grammar import iter_entries
+from ..loader import not_tmf_text
 from .msf import MsfFile, MsfStream, PdbError, Source
 from .types import read_enums
 
@@ -590,19 +591,9 @@ def _trailer(typev_line: str) -> str:
     return typev_line[quote + 1:] if quote >= 0 else typev_line
 
 
-@functools.cache
-def _reader():
-    """The TMF reader's entry parser and binary-data check (imported when a PDB has a message)."""
-    from ..grammar import iter_entries
-    from ..loader import not_tmf_text
-
-    return iter_entries, not_tmf_text
-
-
 def _check_reads_back(message: TraceMessageRecord) -> None:
     """Raise ValueError unless our TMF reader reads ``message.text`` as that one message: a
     record it would refuse (or read as other messages) is damaged, not written."""
-    iter_entries, not_tmf_text = _reader()
     text = message.text
     try:
         refused = not_tmf_text(text)

@@ -8,10 +8,10 @@ name``; LF_INDEX continues the list in another record. Every read is bounded by 
 """
 from __future__ import annotations
 
-import functools
 import struct
-from typing import Callable
 
+# (the TMF reader is imported with this: every PDB read for its trace formats needs it)
+from ..grammar import reads_as_enumerator
 from .msf import MsfFile, MsfStream, PdbError
 
 __all__ = ["TPI_STREAM", "read_enums"]
@@ -130,7 +130,7 @@ class _FieldLists:
             if name is None:
                 raise _error(msf, stream, offset + 4 + pos, "enumerator name runs past the record",
                              "a NUL-terminated name")
-            if not name.isprintable() or not _reads_as_enumerator()(name):
+            if not name.isprintable() or not reads_as_enumerator(name):
                 # written as a "<name>,0x<value>" line, which our reader must read back as it
                 raise _error(msf, stream, offset + 4 + pos,
                              f"enumerator name {name[:40]!r} is not one word the TMF reader reads back",
@@ -140,14 +140,6 @@ class _FieldLists:
         result = (tuple(members), continuation)
         self._parsed[index] = result
         return result
-
-
-@functools.cache
-def _reads_as_enumerator() -> Callable[[str], bool]:
-    """The TMF reader's enumerator-name check (imported when a PDB has an enum)."""
-    from ..grammar import reads_as_enumerator
-
-    return reads_as_enumerator
 
 
 def _numeric(msf: MsfFile, stream: MsfStream, payload: bytes, pos: int, base: int) -> tuple[int, int]:
