@@ -41,7 +41,7 @@ __all__ = [
     "LEVELS", "LEVEL_METHODS", "MESSAGE_GUID_NAMESPACE", "FIRST_MESSAGE_NUMBER",
     "CallSite", "ProviderDecl", "TypeDecl", "ScanResult", "ScanError", "ScopedVisitor",
     "etw_name_guid", "message_guid", "relative_source_path", "message_name",
-    "scan_source", "scan_file", "read_source", "recompiling", "LoggingSite", "LOGGING_METHODS", "scan_logging_calls",
+    "scan_source", "scan_file", "read_source", "MAX_SOURCE_FILE", "recompiling", "LoggingSite", "LOGGING_METHODS", "scan_logging_calls",
     "trace_level_for",
 ]
 
@@ -498,11 +498,27 @@ def scan_logging_calls(source: str, path: str) -> list[LoggingSite]:
             for i, f in enumerate(found) if FIRST_MESSAGE_NUMBER + i <= LAST_MESSAGE_NUMBER]
 
 
+#: a Python source larger than this is refused unread (the largest sources seen are a few
+#: MiB of generated tables; the scanner holds the text and its tree, several times the size)
+MAX_SOURCE_FILE = 16 * 1024 * 1024
+
+
 def read_source(path: str) -> str:
-    """Source text as Python reads it (PEP 263 encoding, universal newlines)."""
+    """Source text as Python reads it (PEP 263 encoding, universal newlines). A directory,
+    device, pipe or socket, or a file over MAX_SOURCE_FILE bytes, is a ScanError before
+    anything is read (a pipe's open is not waited on)."""
+    import io
+
+    from wpptrace.tmf.errors import TmfError, read_regular
+
     try:
-        with tokenize.open(path) as handle:
-            return handle.read()
+        data = read_regular(path, "give a Python source file", MAX_SOURCE_FILE, "a Python source")
+        buffer = io.BytesIO(data)
+        encoding, _ = tokenize.detect_encoding(buffer.readline)
+        buffer.seek(0)
+        return io.TextIOWrapper(buffer, encoding).read()
+    except TmfError as exc:
+        raise ScanError(exc.message, path) from None
     except (OSError, SyntaxError, UnicodeDecodeError) as exc:
         raise ScanError(f"cannot read source: {getattr(exc, 'strerror', None) or exc}", path) from None
 

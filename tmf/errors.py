@@ -3,7 +3,11 @@ what was expected.
 
 The excerpt is short and printable: at most SHOWN_LINE characters around the column, control
 and other unprintable characters escaped (\\x1b), so a hostile file cannot drive the terminal.
-Files that are not TMF text at all are reported without any excerpt (see loader.not_tmf_text)."""
+Files that are not TMF text at all are reported without any excerpt (see loader.not_tmf_text).
+
+``open_regular``/``read_regular`` are the one way an input file is opened to be read whole
+(TMF, PDB, Python source, PEM): a directory, device, pipe or socket, or a file larger than
+its kind may be, is refused in one line before anything is read."""
 from __future__ import annotations
 
 import errno
@@ -12,7 +16,7 @@ import stat
 
 from .lazyre import LazyPattern
 
-__all__ = ["TmfError", "not_regular_file", "open_regular"]
+__all__ = ["TmfError", "not_regular_file", "open_regular", "read_regular", "read_at_most"]
 
 
 def not_regular_file(then: str) -> str:
@@ -97,6 +101,42 @@ def open_regular(path: "str | os.PathLike[str]", then: str) -> tuple[int, os.sta
         os.close(fd)
         raise
     return fd, st
+
+
+def read_regular(path: "str | os.PathLike[str]", then: str, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, a regular file (``open_regular``, ``then`` what to give instead)
+    of at most ``limit`` bytes; else a TmfError naming it: "file of N bytes, larger than the
+    ``limit`` bytes ``what`` may have" (``what``: "a Python source"), said before any byte is
+    read when the file tells its size. Other OSErrors (missing, no permission) pass through."""
+    name = os.fspath(path)
+    fd, st = open_regular(path, then)
+    try:
+        if st.st_size > limit:
+            raise TmfError(f"file of {st.st_size} bytes, larger than the {limit} bytes {what} may have",
+                           path=name)
+        data = read_at_most(fd, limit + 1, st.st_size)
+    finally:
+        os.close(fd)
+    if len(data) > limit:    # it grew while read
+        raise TmfError(f"file larger than the {limit} bytes {what} may have", path=name)
+    return data
+
+
+def read_at_most(fd: int, limit: int, size: int) -> bytes:
+    """At most ``limit`` bytes of an open file that told ``size``. Asked for ``limit`` bytes
+    at once, Python allocates that much first (40 us a file for 256 MiB), so a file is asked
+    for its size and one byte more, then on in 64 KiB steps to its end (a file that grew, or
+    tells no size)."""
+    want = min(size, limit - 1) + 1
+    chunks, total = [], 0
+    while total < limit:
+        chunk = os.read(fd, want)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        want = min(limit - total, 1 << 16)
+    return b"".join(chunks)
 
 
 # "... (expected X)" unless the message already says what was expected ("unexpected" does not).

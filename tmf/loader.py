@@ -24,7 +24,7 @@ import functools
 import os
 import re
 
-from .errors import TmfError, not_regular_file, open_regular
+from .errors import TmfError, not_regular_file, read_regular
 from .lazyre import LazyPattern, compiled
 from .model import ControlGuid, TmfSet
 
@@ -61,41 +61,12 @@ def split_search_path(value: str | None) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def _read_at_most(fd: int, limit: int, size: int) -> bytes:
-    """At most ``limit`` bytes of an open file that told ``size``. Asked for ``limit`` bytes
-    at once, Python allocates that much first (40 us a file for 256 MiB), so a file is asked
-    for its size and one byte more, then on in 64 KiB steps to its end (a file that grew, or
-    tells no size)."""
-    want = min(size, limit - 1) + 1
-    chunks, total = [], 0
-    while total < limit:
-        chunk = os.read(fd, want)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-        want = min(limit - total, 1 << 16)
-    return b"".join(chunks)
-
-
 def read_text(path: "str | os.PathLike[str]") -> str:
     """A TMF/TMC file as text: UTF-16 with BOM, UTF-8 (BOM optional), else the ANSI code page 1252.
 
     TmfError, before anything is read, for a directory, a device, pipe or socket (opened
     without waiting: a pipe's open waits for a writer) and for a file larger than MAX_TEXT_FILE."""
-    name = os.fspath(path)
-    # a descriptor: a file object costs as much again
-    fd, st = open_regular(path, "give a TMF or TMC text file")
-    try:
-        if st.st_size > MAX_TEXT_FILE:
-            raise TmfError(f"file of {st.st_size} bytes, larger than the {MAX_TEXT_FILE} bytes "
-                           f"a TMF or TMC file may have", path=name)
-        data = _read_at_most(fd, MAX_TEXT_FILE + 1, st.st_size)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_TEXT_FILE:    # it grew while read
-        raise TmfError(f"file larger than the {MAX_TEXT_FILE} bytes a TMF or TMC file may have",
-                       path=name)
+    data = read_regular(path, "give a TMF or TMC text file", MAX_TEXT_FILE, "a TMF or TMC file")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data.decode("utf-16", errors="replace")
     try:   # "utf-8-sig" would import its codec in every process that reads a TMF file

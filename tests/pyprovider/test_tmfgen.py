@@ -217,3 +217,51 @@ def test_gen_writes_the_site_registry_into_the_root(tmp_path: pathlib.Path) -> N
     assert registry.stat().st_mtime_ns == before  # same sources: the file is left alone
     with pytest.raises(ValueError, match="not a wpptrace site registry"):
         parse_registry("VERSION = 1\nFILES = __import__('os')\n", "evil.py")
+
+
+def _gen_in_a_child(tmp_path: pathlib.Path, source: str) -> "subprocess.CompletedProcess[str]":
+    """``wpptrace tmf gen SOURCE`` in its own process: a source whose open or read never ends
+    must not take the test run with it."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "wpptrace", "tmf", "gen", "-o", str(tmp_path / "o"), source],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+def test_a_fifo_as_source_is_refused_without_waiting_for_a_writer(tmp_path: pathlib.Path) -> None:
+    import os
+
+    fifo = tmp_path / "app.py"
+    os.mkfifo(fifo)
+    done = _gen_in_a_child(tmp_path, str(fifo))
+    assert done.returncode == 1
+    assert f"{fifo}: not a regular file (a device, pipe or socket)" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_device_as_source_is_refused_before_reading_it(tmp_path: pathlib.Path) -> None:
+    done = _gen_in_a_child(tmp_path, "/dev/zero")
+    assert done.returncode == 1
+    assert "/dev/zero: not a regular file (a device, pipe or socket)" in done.stderr
+
+
+def test_a_source_larger_than_a_source_may_be_is_refused_before_reading_it(tmp_path: pathlib.Path) -> None:
+    from wpptrace.provider.tracing_sites import MAX_SOURCE_FILE
+
+    huge = tmp_path / "huge.py"
+    with open(huge, "wb") as handle:    # sparse: no disk, and nothing the reader may load
+        handle.truncate(1 << 30)
+    done = _gen_in_a_child(tmp_path, str(huge))
+    assert done.returncode == 1
+    assert (f"{huge}: file of {1 << 30} bytes, larger than the {MAX_SOURCE_FILE} bytes a Python "
+            f"source may have") in done.stderr
+
+
+def test_a_source_at_the_size_limit_is_read(tmp_path: pathlib.Path) -> None:
+    from wpptrace.provider.tracing_sites import MAX_SOURCE_FILE, read_source
+
+    src = tmp_path / "big.py"
+    head = "# -*- coding: latin-1 -*-\r\nx = '\xe9'\r\n"
+    src.write_bytes(head.encode("latin-1") + b"#" * (MAX_SOURCE_FILE - len(head)))
+    text = read_source(str(src))
+    assert text.startswith("# -*- coding: latin-1 -*-\nx = '\xe9'\n") and len(text) == MAX_SOURCE_FILE - 2
