@@ -4,8 +4,9 @@ counted, and the count is said (as refusals past the connection limits are)."""
 from __future__ import annotations
 
 import logging
+import uuid
 
-from remote_helpers import delivered_by_hand
+from remote_helpers import HandRelay, delivered_by_hand
 
 from wpptrace.remote import Collector
 from wpptrace.remote import collector as collector_module
@@ -78,3 +79,31 @@ def test_sources_whose_disk_fails_stay_within_the_bound(recorded, tmp_path, capl
                      "that time is over, counted",
                      f"{len(unsaid)} more lines about sources went to the debug level since "
                      f"they were last said"]
+
+
+def test_connections_refused_one_by_one_stay_within_the_bound(recorded, tmp_path, caplog,
+                                                              monkeypatch):
+    """Relays refused for what they are (an ended stream's id here; a failed TLS handshake,
+    a certificate not allowed...) come back by the thousand too: their lines are lines about
+    connections like the others, bounded and counted."""
+    head, _ = recorded
+    monkeypatch.setattr(collector_module, "_SOURCE_LINES_SAID", 5, raising=False)
+    caplog.set_level(logging.DEBUG, logger="wpptrace.remote.collector")
+    ended = uuid.uuid4()
+    with Collector(("127.0.0.1", 0), output_dir=str(tmp_path / "c")) as collector:
+        delivered_by_hand(collector.address, head, session="ended", source_id=ended)
+        for _ in range(SOURCES):
+            hand = HandRelay(collector.address, len(head), "ended", source_id=ended)
+            try:
+                assert hand.answer()[0] == P.FrameType.ERROR
+            finally:
+                hand.close()
+        assert collector.connections_refused == SOURCES
+    refused = [r for r in caplog.records if "refused: this stream already ended" in r.getMessage()]
+    assert len(refused) == SOURCES
+    said = [r for r in caplog.records if r.levelno >= logging.INFO
+            and ("@hand" in r.getMessage() or "refused" in r.getMessage())]
+    assert len(said) == 5, [r.getMessage() for r in said]
+    notes = [r.getMessage() for r in caplog.records if "lines about sources" in r.getMessage()]
+    assert notes[-1] == (f"{len(refused) + 3 - 5} more lines about sources went to the debug "
+                         f"level since they were last said")

@@ -907,9 +907,9 @@ class Collector:
         # Lines that may come by the thousand, each kind said within a bound in each
         # _REFUSALS_SAID_EVERY s, the others counted (see _say_counted): refusals past the
         # connection limits (the first of each of _PAST_KINDS a warning), lines about one
-        # source or connection (connected, writing, closed, failed, its summary, its file's
-        # writer: the first _SOURCE_LINES_SAID), and sources refused past max_total_size
-        # (the first; all counted in ``total_full``)
+        # source or connection (connected, refused, replaced, writing, closed, failed, its
+        # summary, its file's writer: the first _SOURCE_LINES_SAID), and sources refused
+        # past max_total_size (the first; all counted in ``total_full``)
         self._refusals_said = Sayer(log, 1)
         self._source_lines = Sayer(
             log, _SOURCE_LINES_SAID,
@@ -1480,15 +1480,20 @@ class Collector:
             # (it closes after its ERROR); its source ends as after a protocol error
             self.relay_errors += 1
             reason = str(exc)
-            log.warning("%s: closed: %s", _who(source, peer), reason)
+            self._source_lines.say(logging.WARNING, "%s: closed: %s", _who(source, peer),
+                                   reason)
             if source is not None and source.connection is conn:
                 source.finish(0)
         except _Refused as exc:
             self.connections_refused += 1
             reason = str(exc)
             said = exc.said or (exc.transient is not None and exc.transient.busy_said)
-            log.log(logging.DEBUG if said else logging.WARNING, "%s: refused: %s%s", peer,
-                    reason, "" if exc.transient is None else " (the relay retries)")
+            retries = "" if exc.transient is None else " (the relay retries)"
+            if said:
+                log.debug("%s: refused: %s%s", peer, reason, retries)
+            else:
+                self._source_lines.say(logging.WARNING, "%s: refused: %s%s", peer, reason,
+                                       retries)
             if exc.transient is not None:
                 exc.transient.busy_said = True
             if exc.tell:             # (no TLS session: nothing can be said to the relay)
@@ -1703,8 +1708,9 @@ class Collector:
             old = source.connection
             if old is not None:
                 old.replaced = True
-                log.warning("%s: a new connection from %s replaces the one from %s",
-                            source.stats.label, conn.peer, old.peer)
+                self._source_lines.say(logging.WARNING, "%s: a new connection from %s "
+                                       "replaces the one from %s", source.stats.label,
+                                       conn.peer, old.peer)
                 # its handler tells it (ERROR_BUSY) before it closes: a relay that sent END
                 # must not take the close for END's acknowledgement
                 if old.failure is None:
