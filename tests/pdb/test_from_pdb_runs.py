@@ -63,3 +63,33 @@ def test_pdbs_of_one_run_sharing_a_guid_append(pdb_maker, tmp_path, capsys):
     # a second run without --append starts the file again
     assert run(str(second), "-o", str(out), "--no-mof") == 0
     assert sorted(m.number for m in tmf.parse_text((out / f"{GUID}.tmf").read_text()).messages()) == [12]
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    # from-pdb first asks whether the file is a PE image: that look must not open a pipe and wait
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "wpptrace", "tmf", "from-pdb", "-o", str(tmp_path / "o"),
+                           str(fifo)], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert f"{fifo}: not a regular file (a device, pipe or socket): give the .pdb file" in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_codeview_of_a_fifo_is_refused_without_waiting(tmp_path):
+    import os
+
+    import pytest
+
+    from wpptrace.tmf import TmfError
+    from wpptrace.tmf.pdb.peimage import is_pe_image, read_codeview
+
+    fifo = tmp_path / "x.sys"
+    os.mkfifo(fifo)
+    assert not is_pe_image(fifo)
+    with pytest.raises(TmfError, match="not a regular file"):
+        read_codeview(fifo)

@@ -8,11 +8,13 @@ optional header (PE32 or PE32+) whose data directory 6 is the debug directory ->
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import uuid
 from dataclasses import dataclass
 
+from ..errors import TmfError, open_regular
 from .msf import PdbError
 
 __all__ = ["CodeViewInfo", "read_codeview", "is_pe_image", "pdb_candidates"]
@@ -42,18 +44,25 @@ class CodeViewInfo:
 
 
 def is_pe_image(path: "str | os.PathLike[str]") -> bool:
+    """Whether ``path`` is a regular file starting with "MZ" (a pipe is not opened to wait:
+    not an image, and the PDB reader then says what it is)."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read(2) == b"MZ"
-    except OSError:
+        fd, _ = open_regular(path, "give the .pdb file, or the image")
+    except (OSError, TmfError):
         return False
+    with open(fd, "rb") as fh:
+        return fh.read(2) == b"MZ"
 
 
 def read_codeview(path: "str | os.PathLike[str]") -> CodeViewInfo:
     """The RSDS CodeView record of a PE image; PdbError (with file offset) if it has none."""
     name = os.fspath(path)
-    with open(path, "rb") as fh:
-        data = fh.read()
+    fd, st = open_regular(path, "give the image (.sys, .dll or .exe)")
+    with open(fd, "rb") as fh:   # mapped (unmapped with its last reference): a huge file is not loaded
+        try:
+            data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else b""
+        except (OSError, ValueError):
+            data = fh.read()
 
     def fail(message: str, offset: int | None, expected: str) -> PdbError:
         return PdbError(message, path=name, offset=offset, expected=expected)
