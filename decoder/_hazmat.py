@@ -15,6 +15,8 @@ The only decoder module that touches cffi: the rest of the package gets Python v
 * ``crc32``: zlib's CRC-32, sixteen bytes a step (crc32.c);
 * ``hold_heap``: whether the allocator keeps the memory a run frees (heap.c);
 * ``wait_readable``: waiting for one of a few descriptors to read (fdwait.c);
+* ``add_at`` / ``add_into``: counts added to totals by place, or one to one, in one call
+  (counts.c);
 * ``RowTables`` / ``RowWalker``: the formatter's key table and row walker (wpp_rows.c);
 * ``RowPrinter``: rows printed by the C renderer (``wpprow_render``, tmf/csrc) into its own
   buffer or into memory the caller lends it, or appended as Arrow columns
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ETL", "constants", "sizeof", "offsetof", "Layout", "read", "walk_records", "chain_ok",
            "decompress_into", "INDEX_COLUMNS", "FixedIndexReader", "next_header_shape", "running_max", "last_key",
-           "merge_below", "stream_positions", "cut_times", "crc32", "hold_heap", "wait_readable", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
+           "merge_below", "stream_positions", "cut_times", "crc32", "hold_heap", "wait_readable", "add_at", "add_into", "row_times", "RowTables", "RowWalker", "RowPrinter", "ProgramTable",
            "NO_RECORD", "install_records", "RowValues", "row_values", "address_of",
            "BUFFER_HEADER", "SYSTEM_HEADER", "RECORD", "ROW"]
 
@@ -422,6 +424,25 @@ def wait_readable(fds: list[int], seconds: float) -> bool:
     import errno         # (built in: no library loaded)
 
     return ffi.errno == errno.EINTR
+
+
+def add_at(totals: array, places: array, counts: array) -> int:
+    """``totals[places[i]] += counts[i]`` for every i (int64 arrays; a place given twice
+    takes both counts, a place outside ``totals``, -1 for none, adds nothing): how many counts
+    not 0 had no place (``counts_add_at``, counts.h)."""
+    n = min(len(places), len(counts))
+    if not n:
+        return 0
+    return lib.counts_add_at(ffi.from_buffer("int64_t[]", totals), len(totals),
+                             ffi.from_buffer("int64_t[]", places), ffi.from_buffer("int64_t[]", counts), n)
+
+
+def add_into(totals: array, more: array) -> None:
+    """``totals[i] += more[i]`` for the first ``min(len(totals), len(more))`` (int64 arrays;
+    ``counts_add``, counts.h)."""
+    n = min(len(totals), len(more))
+    if n:
+        lib.counts_add(ffi.from_buffer("int64_t[]", totals), ffi.from_buffer("int64_t[]", more), n)
 
 
 def crc32(data) -> int:

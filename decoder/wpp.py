@@ -29,7 +29,7 @@ from operator import add, and_ as _and, attrgetter, itemgetter, ne, not_, sub as
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace._lazyuuid import int_of_le, le_of_int, text_of_le, uuid_of_int
 
-from ._hazmat import ETL, NO_RECORD, RowPrinter, install_records, sizeof
+from ._hazmat import ETL, NO_RECORD, RowPrinter, add_at, add_into, install_records, sizeof
 
 from .buffers import message_pointer_size
 from .prefix import DEFAULT_PREFIX, MessageMarkers, PrefixTemplate, TimestampText, marker_values
@@ -305,31 +305,28 @@ def guid_text(message: WppMessage) -> str | None:
 
 
 class _SummaryCounts:
-    """The messages' counts ``prepare_summary`` made ahead of the summary table, kept while
-    they change only by what ``add_plain_message_counts`` adds to them too."""
+    """This process's own counts of the messages, made by ``prepare_summary`` ahead of the
+    summary table, kept while they do not change (the counts other processes add are apart:
+    ``WppDecoder._added``)."""
 
-    __slots__ = ("state", "counts", "places")
+    __slots__ = ("state", "counts")
 
-    def __init__(self, state: tuple, counts: list[int], places: dict) -> None:
+    def __init__(self, state: tuple, counts: array) -> None:
         self.state = state        # what they hold for (``WppDecoder._summary_state``)
-        self.counts = counts      # each message's count, in ``_entries`` order
-        self.places = places      # each message's place in counts by its entry (an installed one's: its int)
+        self.counts = counts      # each message's count, in ``_entries`` order (int64)
 
 
 class _FoundMessages:
-    """The messages of plain keys as ``WppDecoder.add_plain_message_counts`` finds them (an
-    entry, an installed message's place, or None), found ahead (``find_plain_messages``) and
-    good while the decoder's messages are as they were then (``state``); with the summary's
-    counts kept (``_SummaryCounts``), each one's place in them too."""
+    """The messages of plain keys as ``WppDecoder.add_plain_message_counts`` finds them: each
+    one's place in the messages' order (``_entries``), -1 for a key of none, found ahead
+    (``find_plain_messages``) and good while the decoder's messages are as they were then
+    (``state``)."""
 
-    __slots__ = ("state", "found", "places", "at")
+    __slots__ = ("state", "at")
 
-    def __init__(self, state: tuple, found: list, places: dict | None = None,
-                 at: list | None = None) -> None:
+    def __init__(self, state: tuple, at: array) -> None:
         self.state = state        # (messages, row entries): each only grows
-        self.found = found        # one per key, the keys' first ones
-        self.places = places      # the kept counts' places ``at`` was found in (None: no counts kept)
-        self.at = at              # each found message's place in them (None: it has none)
+        self.at = at              # one per key, the keys' first ones
 
 
 class _Entry:
@@ -490,6 +487,14 @@ class WppDecoder:
         self._installed_texts: list[str] = []
         self._installed_joined: list[str] = []
         self._installed_counts = array("q")          # rows counted besides the renderer's
+        # the counts other processes added (``add_plain_message_counts``: fmt -j's workers'),
+        # one per message in ``_entries`` order, apart from this process's own until something
+        # reads or sets the entries' counts (``_fold_added``): adding them is one C call
+        self._added: array | None = None
+        # each message's place in ``_entries`` order by what ``find_plain_messages`` finds (its
+        # entry, or an installed message's int), for the first ``_places_made`` messages
+        self._places: dict = {}
+        self._places_made = 0
         self._guid_ints: dict[bytes, int] = {}       # GUID bytes_le -> its int (many messages each)
         self._guid_components: dict[int, str | None] | None = None
         self._other_tmf_issues: list[list[tuple]] = []   # per process that sent its own
@@ -1115,6 +1120,9 @@ class WppDecoder:
         made.prefix = None
         made._resolver = self._resolve
         self._entries[key] = self._raw_entries[key] = made
+        at = self._places.get(place)
+        if at is not None:           # (its place in the messages' order, by its entry now too)
+            self._places[made] = at
         self._counted += 1
         return made
 
@@ -1390,7 +1398,8 @@ class WppDecoder:
         message, so only where the counts are read (the summary, going back to a mark) or
         the renderer goes; what a run's counters need is kept up to date by
         ``_sync_unknown``, and a mark takes the renderer's rows as they are
-        (``count_marks``)."""
+        (``count_marks``). The counts other processes added go into them too."""
+        self._fold_added()
         if self._printer is None:
             return
         rows = memoryview(self._printer.renderer.rows_rendered()).cast("Q")
@@ -1539,6 +1548,7 @@ class WppDecoder:
         counts Python keeps and each message's program (made again only when one of them
         changed: ``_counted``) and the renderer's rows per program, as bytes of native int64
         / uint64 values, which marshal carries."""
+        self._fold_added()
         made, kept, programs = self._mark_parts
         if made != (self._counted, len(self._entries)):
             entries = self._entries.values()
@@ -1613,35 +1623,35 @@ class WppDecoder:
                             again: bool = True) -> _FoundMessages:
         """The messages of ``keys`` (``plain_message_keys``' form) as
         ``add_plain_message_counts`` finds them, to hand it later (fmt -j's parent finds a
-        worker's as they come: each is two dict lookups by a tuple, whose hash is not kept).
-        ``ahead``: found before for the first keys (a list that only grows), kept while no
-        message was met or made an entry of since, else found again (``again``; else
-        ``ahead`` is given back as it is, to be found again later, once). With the summary's
-        counts kept, their places in them too (``_FoundMessages.at``)."""
+        worker's as they come: each is two dict lookups by a tuple, whose hash is not kept):
+        each one's place in the messages' order. ``ahead``: found before for the first keys (a
+        list that only grows), kept while no message was met or made an entry of since, else
+        found again (``again``; else ``ahead`` is given back as it is, to be found again later,
+        once)."""
         state = (len(self._entries), len(self._raw_entries))
-        found = []
-        kept_from = None                  # ``ahead``, its messages still good
+        at = None
         if ahead is not None:
             if ahead.state == state:
-                found, kept_from = ahead.found, ahead
+                at = ahead.at
             elif not again:
                 return ahead
-        if len(found) < len(keys):
-            rest = keys[len(found):]
+        if at is None:
+            at = array("q")
+        if len(at) < len(keys):
+            rest = keys[len(at):]
             more = map(self._raw_entries.get, rest)
             if self._installed_keys:      # installed messages without an entry: by their bytes too
                 more = map(self._entries.get, rest, more)
-            found = found + list(more)
-        kept = self._kept_summary_counts()
-        if kept is None:
-            return _FoundMessages(state, found)
-        # their places in the summary's counts kept, found ahead too (a dict lookup each, in a C
-        # loop): the end adds to them by place
-        places = kept.places
-        at = kept_from.at if kept_from is not None and kept_from.places is places else []
-        if len(at) < len(found):
-            at = at + list(map(places.get, found[len(at):]))
-        return _FoundMessages(state, found, places, at)
+            at.extend(map(self._message_places().get, more, repeat(-1)))   # (none: -1)
+        return _FoundMessages(state, at)
+
+    def _message_places(self) -> dict:
+        """``_places``, with the messages met since the last call."""
+        places, made = self._places, self._places_made
+        if made < len(self._entries):
+            places.update(zip(islice(self._entries.values(), made, None), range(made, len(self._entries))))
+            self._places_made = len(self._entries)
+        return places
 
     def add_plain_message_counts(self, keys: list[tuple], counts: list[int],
                                  ahead: _FoundMessages | None = None) -> list[tuple]:
@@ -1650,44 +1660,35 @@ class WppDecoder:
         no UUID is made or hashed (Python code); and to the messages this process never met
         that the program cache has a record of (``_install_counted``). ``ahead``: the keys'
         messages as ``find_plain_messages`` found them before. The (key, count) pairs left,
-        counts not 0, for ``add_message_counts`` once their keys are made."""
+        counts not 0, for ``add_message_counts`` once their keys are made.
+
+        The counts go apart from this process's own (``_added``, by each message's place: one
+        C call), into them when something reads the entries' counts (``_fold_added``)."""
+        at = self.find_plain_messages(keys, ahead).at
+        added, n = self._added, len(self._entries)
+        if added is None:
+            added = self._added = array("q")
+        if len(added) < n:
+            added.frombytes(bytes(8 * (n - len(added))))
         left = []
-        kept = self._kept_summary_counts()
-        made = self.find_plain_messages(keys, ahead)
-        found = made.found
-        installed = self._installed_counts
-        unplaced = False                  # a count added to a message the kept counts have no place of
-        if kept is None:
-            for key, entry, count in zip(keys, found, counts):
-                if count:
-                    if entry is None:
-                        left.append((key, count))
-                    elif type(entry) is int:
-                        installed[entry] += count
-                    else:
-                        entry.count += count
-        else:                             # the summary's counts kept: added to alike, by each one's place
-            totals = kept.counts
-            for key, entry, count, place in zip(keys, found, counts, made.at):
-                if count:
-                    if entry is None:
-                        left.append((key, count))
-                        continue
-                    if type(entry) is int:
-                        installed[entry] += count
-                    else:
-                        entry.count += count
-                    if place is None:
-                        unplaced = True
-                    else:
-                        totals[place] += count
-        self._counted += 1
-        if kept is not None:              # (new messages, or a count it has no place of: dropped)
-            if left or unplaced:
-                self._summary_kept = None
-            else:
-                kept.state = self._summary_state()
+        if add_at(added, at, array("q", counts)):     # (counts of keys this process has no message of)
+            left = [(key, count) for key, place, count in zip(keys, at, counts) if place < 0 and count]
         return self._install_counted(left) if left and self._cache is not None else left
+
+    def _fold_added(self) -> None:
+        """The counts other processes added (``_added``) into the messages' own, where those
+        are read or set one by one."""
+        added, self._added = self._added, None
+        if added is None:
+            return
+        installed = self._installed_counts
+        for entry, more in zip(self._entries.values(), added):
+            if more:
+                if type(entry) is int:    # installed, no entry yet
+                    installed[entry] += more
+                else:
+                    entry.count += more
+        self._counted += 1
 
     def _install_counted(self, left: list[tuple]) -> list[tuple]:
         """Of (key, count) pairs of messages this process never met, the ones the program
@@ -1803,15 +1804,10 @@ class WppDecoder:
         (``output.SummaryRows``): for a process that waits for others before its summary
         (fmt -j's, for its workers), so that less is left for after them."""
         self.prepare_summary_rows()
-        # the counts too (a fmt -j parent's own are all in by then): at the end only what the
-        # other processes counted is added (``add_plain_message_counts``), not every message
-        # looked at again
+        # its own counts too (a fmt -j parent's are all in by then): at the end only what the
+        # other processes counted is added to them (``_added``), no message looked at again
         self._summary_kept = None
-        counts = self._summary_counts()
-        # each message's place by what ``add_plain_message_counts`` finds: its entry, or an
-        # installed one's place in the columns (an int, no entry made)
-        places = {entry: place for place, entry in enumerate(self._entries.values())}
-        self._summary_kept = _SummaryCounts(self._summary_state(), counts, places)
+        self._summary_kept = _SummaryCounts(self._summary_state(), array("q", self._own_counts()))
 
     def prepare_summary_rows(self) -> None:
         """``prepare_summary``'s rows alone (no counts), of the messages met so far: made ahead
@@ -1838,14 +1834,26 @@ class WppDecoder:
         return kept
 
     def _summary_counts(self) -> list[int]:
-        """Each message's count with the rows the C renderer printed, in ``_entries`` order
-        (``mark_counts`` of a ``count_marks``: from its parts when no count changed since
-        the last one, else without its arrays): an entry's from its
+        """Each message's count, in ``_entries`` order: this process's own (``_own_counts``)
+        and what other processes added (``_added``)."""
+        counts = self._own_counts()
+        added = self._added
+        if added is None:
+            return counts if type(counts) is list else counts.tolist()
+        total = counts if type(counts) is array else array("q", counts)   # (by C loops: fmt -j's end)
+        add_into(total, added)
+        return total.tolist()
+
+    def _own_counts(self) -> list[int] | array:
+        """Each message's count with the rows the C renderer printed, in ``_entries`` order,
+        but the counts other processes added (``_added``): ``mark_counts`` of a
+        ``count_marks`` (from its parts when no count changed since the last one, else
+        without its arrays): an entry's from its
         attributes (read by C loops: an entry reads each through its ``__getattr__`` hook,
         slow in a Python loop), an installed message's without an entry from its columns."""
         kept = self._kept_summary_counts()
         if kept is not None:              # (fmt -j's parent: made while it waited)
-            return kept.counts[:]
+            return kept.counts[:]         # (an array: ``_summary_counts`` adds to it in C)
         made, kept_part, programs = self._mark_parts
         rendered = self._printer.renderer.rows_rendered() if self._printer is not None else b""
         if made == (self._counted, len(self._entries)):   # (fmt -j: a mark made since they changed)

@@ -1368,6 +1368,7 @@ def test_counts_by_guid_bytes_reach_the_entries_as_by_message_keys():
             decoder.add_message_counts(dict(left))
         else:
             decoder.add_message_counts({key: n for key, n in zip(keys, counts) if n})
+        decoder._sync_native_counts()                       # (the entries' counts brought up to date)
         return {key: entry.count for key, entry in zip(decoder.message_keys(), decoder._entries.values())}
 
     assert counted(True) == counted(False)

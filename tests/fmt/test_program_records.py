@@ -253,6 +253,7 @@ def test_counts_of_messages_met_only_elsewhere_install_their_records(driver, tmp
     left = decoder.add_plain_message_counts(plain, counts)
     assert left == [(("header", 0), 1)]                 # the log header has no record
     decoder.add_message_counts(dict(left))
+    decoder._sync_native_counts()                       # (the entries' counts brought up to date)
     assert made.count == counts[k]
     assert sum(type(value) is int for value in decoder._entries.values()) == len(cache._records) - 1 > 1000
     assert sorted(decoder.summary_table()) == sorted(first.summary_table())

@@ -239,7 +239,7 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
         if installed else None
     ahead = decoder.find_plain_messages(keys[:-2])
     ahead = decoder.find_plain_messages(keys, ahead)
-    assert ahead.found[-1] is None and len(ahead.found) == len(keys)
+    assert ahead.at[-1] == -1 and len(ahead.at) == len(keys)
     for each in (decoder, given_none):     # met or made since
         each._raw_entry(*stranger)
         if installed:
@@ -251,10 +251,10 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
     assert sorted(decoder.summary_table()) == _loop_rows(decoder)
     # nothing met since: what was found is what is used; a message met since: found again
     now = decoder.find_plain_messages(keys)
-    assert decoder.find_plain_messages(keys, now).found is now.found
+    assert decoder.find_plain_messages(keys, now).at is now.at
     decoder._raw_entry(stranger[0], 9)
     assert decoder.find_plain_messages(keys, now, again=False) is now    # (left to be found later)
-    assert decoder.find_plain_messages(keys, now).found is not now.found
+    assert decoder.find_plain_messages(keys, now).at is not now.at
 
 
 def test_counts_after_a_mark_come_from_its_parts(driver, monkeypatch):
@@ -283,22 +283,58 @@ def test_counts_after_a_mark_come_from_its_parts(driver, monkeypatch):
 
 def test_places_in_the_kept_counts_found_ahead_take_the_counts(driver):
     """With the summary's counts kept (a fmt -j parent at its wait), the messages of another
-    process's keys are found ahead with their places in those counts, kept while they hold
-    and found for the keys that come after; the counts are added by those places: the rows
-    of a decoder that keeps none, and a loop's (a message given twice: both its counts)."""
+    process's keys are found ahead as their places in the messages' order, kept while they
+    hold and found for the keys that come after; the counts are added by those places: the
+    rows of a decoder that keeps none, and a loop's (a message given twice: both its counts)."""
     path, tmf_dir = driver
     decoder, fresh = _decoded(path, tmf_dir), _decoded(path, tmf_dir)
     decoder.prepare_summary()
+    order = {key: k for k, key in enumerate(decoder.plain_message_keys())}
     plain = [key for key in decoder.plain_message_keys() if key != ("header", 0)]
-    places = decoder._summary_kept.places
     ahead = decoder.find_plain_messages(plain[:100])
-    assert ahead.at == [places[entry] for entry in ahead.found]
+    assert list(ahead.at) == [order[key] for key in plain[:100]]
     keys = plain + plain[:2]
     ahead = decoder.find_plain_messages(keys, ahead)
-    assert ahead.at == [places[entry] for entry in ahead.found]
+    assert list(ahead.at) == [order[key] for key in keys]
     counts = [n % 5 for n in range(len(plain))] + [3, 4]
     for each in (decoder, fresh):
         assert each.add_plain_message_counts(keys, counts, ahead if each is decoder else None) == []
     assert decoder._kept_summary_counts() is not None       # added to, not dropped
     assert decoder._summary_counts() == fresh._summary_counts()
     assert sorted(decoder.summary_table()) == _loop_rows(decoder)
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_counts_of_another_process_are_added_without_a_message_touched(driver, tmp_path, monkeypatch,
+                                                                       installed):
+    """Another process's counts (fmt -j's parent, its worker's at the end) are added by the
+    places found ahead with no message's count set one by one (they are kept apart until
+    something reads the entries' counts): the summary is that of a decoder given them before
+    its table was prepared, and the entries hold them once read (a loop's rows; going back to
+    a mark taken after them gives them back)."""
+    decoded = _decoders(driver, tmp_path, installed)
+    decoder, given_before = decoded(), decoded()
+    plain = [key for key in decoder.plain_message_keys() if key != ("header", 0)]
+    keys = plain + plain[:3]
+    counts = [n % 4 for n in range(len(plain))] + [2, 0, 5]
+    assert given_before.add_plain_message_counts(keys, counts) == []
+    given_before.prepare_summary()
+    decoder.prepare_summary()
+    ahead = decoder.find_plain_messages(keys)
+    real = wpp._Entry.__dict__["count"]
+
+    def not_set(entry, value):
+        raise AssertionError(f"the count of {entry.number} set")
+
+    monkeypatch.setattr(wpp._Entry, "count", property(real.__get__, not_set))
+    waiting = _waiting(decoder)
+    assert decoder.add_plain_message_counts(keys, counts, ahead) == []
+    assert _waiting(decoder) == waiting
+    table = decoder.summary_table()
+    monkeypatch.undo()
+    assert table == given_before.summary_table()
+    marks = decoder.count_marks()
+    assert sorted(table) == _loop_rows(decoder)
+    decoder.add_plain_message_counts(keys, counts)
+    decoder.restore_counts(marks)
+    assert decoder.summary_table() == table
