@@ -336,3 +336,23 @@ def test_a_tls_file_that_cannot_be_used_is_one_line_naming_it(pki, tmp_path, cap
              f"{pki / 'relay.pem'}: has no private key: give --key PEM")]:
         assert cli.main([*relay, *options]) == 1, options
         assert capsys.readouterr() == ("", f"wpptrace relay: {said}\n"), options
+
+
+@pytest.mark.parametrize("option", ["--tls-cert", "--tls-key", "--tls-client-ca", "--ca"])
+def test_a_pem_option_naming_a_fifo_is_refused_without_waiting_for_a_writer(pki, tmp_path, option):
+    import os
+
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo)
+    cert, key = str(pki / "collector.pem"), str(pki / "collector.key")
+    given = {"--tls-cert": ["--tls-cert", str(fifo)], "--tls-key": ["--tls-cert", cert, "--tls-key", str(fifo)],
+             "--tls-client-ca": ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", str(fifo)],
+             "--ca": ["--ca", str(fifo)]}[option]
+    command = (["relay", "NoSuchSession", "--to", "127.0.0.1:9", "-q"] if option == "--ca" else
+               ["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "out"), "-q"])
+    done = subprocess.run([sys.executable, "-m", "wpptrace", *command, *given], capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"wpptrace {command[0]}: {fifo}: not a regular file (a device, pipe or socket): "
+                           f"give a PEM file\n")
+    assert not (tmp_path / "out").exists()

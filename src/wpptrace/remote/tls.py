@@ -6,6 +6,7 @@ has a Win32 code, ``filename`` set) when it cannot be read, ValueError saying wh
 with its content otherwise (OpenSSL's own words, "[SSL] PEM lib", name neither)."""
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Optional
 
@@ -51,17 +52,28 @@ def server_context(cert: str, key: Optional[str] = None, client_ca: Optional[str
 
 
 def _read(path: str) -> bytes:
-    """The PEM file's bytes (small: what OpenSSL reads next), or its reading's error with its
-    path and Win32 name."""
+    """The PEM file's first MiB (what OpenSSL reads next), or its reading's error with its
+    path: a Win32Error, or a ValueError for a directory, device, pipe or socket (opened
+    without waiting: a pipe's open would wait for a writer)."""
+    from wpptrace.tmf.errors import TmfError, open_regular, read_at_most
     from wpptrace.winerror import as_win32
 
     try:
-        with open(path, "rb") as fh:
-            return fh.read(1 << 20)
+        fd, st = open_regular(path, "give a PEM file")
+    except TmfError as exc:
+        raise ValueError(str(exc)) from None
     except OSError as exc:
         if exc.filename is None:
             exc.filename = path
         raise as_win32(exc) from None
+    try:
+        return read_at_most(fd, 1 << 20, st.st_size)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = path
+        raise as_win32(exc) from None
+    finally:
+        os.close(fd)
 
 
 def _load_cert_chain(ctx: ssl.SSLContext, cert: str, key: Optional[str], key_option: str) -> None:
