@@ -65,14 +65,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_script(path: str) -> tuple[str | None, int]:
-    """Check the script as Python would before running it: (error line or None, exit code)."""
-    if os.path.isdir(path) or path.endswith((".zip", ".pyz")):
-        return (None, 0) if os.path.exists(path) else (f"cannot open '{path}': No such file or directory", 2)
+    """Check the script as Python would before running it: (error line or None, exit code).
+    A directory runs its __main__.py; a device, pipe or socket is refused unopened (a pipe's
+    open would wait for a writer), before any session starts."""
+    from wpptrace.tmf.errors import TmfError, open_regular
+
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "__main__.py")):
+            return None, 0
+        return f"{path}: is a directory with no __main__.py: give the script or its directory", 2
     try:
-        with open(path, "rb") as handle:
-            source = handle.read()
+        fd, _ = open_regular(path, "give the script")
+    except TmfError as exc:
+        return str(exc), 2
     except OSError as exc:
         return f"cannot open '{path}': {exc.strerror or exc}", 2
+    with open(fd, "rb") as handle:
+        if path.endswith((".zip", ".pyz")):   # an archive with a __main__.py: runpy reads it
+            return None, 0
+        source = handle.read()
     try:
         compile(source, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as exc:

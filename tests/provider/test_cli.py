@@ -84,3 +84,35 @@ def test_record_help_states_the_real_defaults(capsys):
     for option, default in (("--buffer-size KB", "64"), ("--min-buffers N", "0"),
                             ("--max-buffers N", "256"), ("--flush-timer SECONDS", "1")):
         assert option in text and f"(default: {default})" in text
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_script_that_is_no_file_is_refused_before_a_session_starts(tmp_path, kind):
+    # a directory without __main__.py printed runpy's traceback after recording an empty
+    # session; a FIFO's open waited forever for a writer
+    import os
+
+    script = tmp_path / "script"
+    if kind == "directory":
+        script.mkdir()
+        said = f"{script}: is a directory with no __main__.py: give the script or its directory"
+    else:
+        os.mkfifo(script)
+        said = f"{script}: not a regular file (a device, pipe or socket): give the script"
+    out = tmp_path / "r.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o", str(out),
+                           "--", str(script)], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"wpptrace session record: error: {said}\n"
+    assert not out.exists()
+
+
+def test_a_directory_with_main_is_run_as_python_runs_it(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text("import sys; print('ran', sys.argv[1:]); sys.exit(4)\n")
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o",
+                           str(tmp_path / "r.etl"), "--", str(app), "x"], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert (proc.returncode, proc.stdout) == (4, "ran ['x']\n"), proc.stderr
