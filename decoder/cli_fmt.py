@@ -965,10 +965,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-csv-header", dest="csv_header", action="store_false",
                         help="CSV without the header row")
     parser.add_argument("--csv-quote", action="store_true", help="quote every CSV field")
-    parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
-                        help="processes decoding one file into text, CSV or JSON Lines "
-                             "(default: one per core for a file of 16 MB or more written to a "
-                             "file, else 1; parquet/arrow: one)")
+    from .jobs import jobs_option
+
+    parser.add_argument("-j", "--jobs", type=jobs_option, default=0, metavar="N",
+                        help="processes decoding one file into text, CSV or JSON Lines, at most "
+                             "4 per core (default, or 0: one per core for a file of 16 MB or more "
+                             "written to a file, else 1; parquet/arrow: one)")
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="compile every message this run needs, and keep none of them for the "
                              "next run (see also WPPTRACE_NO_CACHE, WPPTRACE_CACHE_DIR)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-__all__ = ["AUTO_MIN_BYTES", "default_jobs", "usable_cores"]
+__all__ = ["AUTO_MIN_BYTES", "default_jobs", "usable_cores", "max_jobs", "jobs_option"]
 
 #: inputs this large are decoded by one process per core when the output is a file
 AUTO_MIN_BYTES = 16 << 20
@@ -31,3 +31,30 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+#: processes per core ``-j`` may ask for: more only adds processes waiting for a core, each
+#: holding its own memory
+JOBS_PER_CORE = 4
+
+
+def max_jobs() -> int:
+    """The most processes ``fmt -j`` may ask for: JOBS_PER_CORE for each usable core."""
+    return JOBS_PER_CORE * usable_cores()
+
+
+def jobs_option(text: str) -> int:
+    """``-j N`` as an argparse type: 0 (one per core when it pays: ``default_jobs``) or a whole
+    number from 1 to ``max_jobs()``, else a usage error naming the range."""
+    import argparse
+
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = -1
+    if not 0 <= jobs <= max_jobs():
+        raise argparse.ArgumentTypeError(
+            f"{text}: expected a whole number of processes from 1 to {max_jobs()} "
+            f"({JOBS_PER_CORE} for each core this process may run on), or 0 for one per core "
+            f"when it pays")
+    return jobs

@@ -218,3 +218,29 @@ def test_tmf_directory_without_tmf_files_warns(fmt_data, tmp_path):
     assert res.returncode == 0 and "Traceback" not in res.stderr
     assert f"{empty}: no .tmf files in this directory" in res.stderr
     assert "Unknown( 10): GUID=744151fd-b3f4-32e6-38eb-0fd11e3fb62d" in res.stdout
+
+
+@pytest.mark.parametrize("given", ["-1", str(2 ** 64), "many", "{limit+1}"])
+def test_jobs_outside_one_to_the_limit_is_a_usage_error(given, fmt_data, tmp_path):
+    # -j 1000 forked hundreds of decoding processes, 2**64 was cut to 1024 without a word and
+    # -1 ran as if no -j had been given
+    from wpptrace.decoder.jobs import max_jobs
+
+    limit = max_jobs()
+    given = given.replace("{limit+1}", str(limit + 1))
+    out = tmp_path / "out.txt"
+    res = run(["-m", "wpptrace.cli", "fmt", "-j", given, "-o", str(out), str(fmt_data / "wppstr-sample.etl")])
+    assert res.returncode == 2 and res.stdout == ""
+    assert (f"wpptrace fmt: error: argument -j/--jobs: {given}: expected a whole number of processes "
+            f"from 1 to {limit} (4 for each core this process may run on), or 0 for one per core "
+            f"when it pays\n") in res.stderr
+    assert not out.exists()
+
+
+def test_jobs_at_the_limit_is_taken(fmt_data, tmp_path):
+    from wpptrace.decoder.jobs import max_jobs
+
+    res = run(["-m", "wpptrace.cli", "fmt", "-j", str(max_jobs()), "-o", str(tmp_path / "out.txt"),
+               str(fmt_data / "wppstr-sample.etl")])
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out.txt").read_text().count("\n") > 0
