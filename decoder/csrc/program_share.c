@@ -348,9 +348,14 @@ int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys)
     if (k >= PSHARE_POSTERS)
         return -1;
     uint32_t count = __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE);
+    uint64_t offset = head->post_offset[k];
     if (count == 0)
         return -1;
-    *keys = arena_of(mem) + head->post_offset[k];
+    /* every process of the run writes the map: a post whose keys do not lie in the arena
+     * (a damaged map) is not read, but taken as not posted */
+    if (offset > head->arena || 20ull * (count - 1) > head->arena - offset)
+        return -1;
+    *keys = arena_of(mem) + offset;
     return (int64_t)count - 1;
 }
 
@@ -394,15 +399,18 @@ static int number_order(const void *a, const void *b)
 int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, uint8_t *guids,
                       uint32_t *guid_of, uint32_t *numbers, uint32_t *counts)
 {
-    pshare_head *head = head_of(mem);
     if (processes == 0 || processes > PSHARE_POSTERS)
         return -1;
+    /* each post read once, through pshare_posted's bounds: the arrays below are as large
+     * as what was read, whatever the map says later */
+    const uint8_t *keys_at[PSHARE_POSTERS];
+    int64_t posts[PSHARE_POSTERS];
     uint64_t total = 0;
     for (uint32_t k = 0; k < processes; k++) {
-        uint32_t posted = __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE);
-        if (posted == 0)
+        posts[k] = pshare_posted(mem, k, &keys_at[k]);
+        if (posts[k] < 0)
             return -1;
-        total += posted - 1;
+        total += (uint64_t)posts[k];
         counts[k] = 0;
     }
     if (total == 0)
@@ -426,8 +434,8 @@ int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, ui
     /* each posted key's GUID group */
     uint64_t n = 0, ngroups = 0;
     for (uint32_t k = 0; k < processes; k++) {
-        const uint8_t *at;
-        int64_t posted = pshare_posted(mem, k, &at);
+        const uint8_t *at = keys_at[k];
+        int64_t posted = posts[k];
         loads[k] = posted > 0 ? 0 : UINT64_MAX;           /* one that posted none gets none */
         for (int64_t i = 0; i < posted; i++, n++) {
             const uint8_t *guid = at + 16 * i;

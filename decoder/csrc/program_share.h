@@ -126,7 +126,8 @@ int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *
                 uint32_t n);
 
 /* The keys process `k` posted: their number, and where they are (`n` GUIDs of 16 bytes, then
- * `n` numbers) in *keys; -1 when it has not posted. */
+ * `n` numbers) in *keys; -1 when it has not posted, or its keys do not lie in the arena
+ * (a damaged map: taken as not posted). */
 int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys);
 
 /* The meeting's shares of the keys processes 0..processes-1 posted (all of them posted:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -446,6 +448,44 @@ def test_posts_are_read_by_every_process_and_the_meeting_is_decided_once():
     assert table.meet(table.AGREED) == table.AGREED
     assert table.meet(table.ABANDONED) == table.AGREED    # decided by the first
     table.close()
+
+
+# A process of the run whose post in the map is damaged (its keys' place and number written
+# by that process, read by all): each line is (post_offset, post_count) as left in the map.
+_DAMAGED_POST = r"""
+import struct, sys
+from wpptrace.decoder._hazmat import offsetof
+from wpptrace.decoder.program_share import ProgramShare
+at_offset, at_count = offsetof("pshare_head", "post_offset"), offsetof("pshare_head", "post_count")
+for line in sys.stdin:
+    offset, count = map(int, line.split())
+    share = ProgramShare(16, 4096, processes=2)
+    table = share.table
+    struct.pack_into("<Q", table._map, at_offset + 8, offset)
+    struct.pack_into("<I", table._map, at_count + 4, count)
+    print(table.posted(1), table.has_posted(1), flush=True)
+    met = share.share_out([(bytes(range(16)), 7)])       # process 0's post, then the meeting
+    print(met is not None, table.shares(2, 1) is not None, flush=True)
+    share.close()
+"""
+
+
+def test_a_post_that_does_not_lie_in_the_arena_is_not_posted():
+    """Every process of a run reads the others' posts from the map: a post whose keys do not
+    lie inside the arena (a damaged map) is taken as not posted (so the meeting is not held),
+    never read wherever its place points, nor a room made for its count."""
+    arena = 4096
+    posts = [(1 << 40, 3 + 1),               # far past the arena
+             (arena - 19, 1 + 1),            # one byte past its end
+             (0, 0xFFFFFFFF),                # more keys than the arena holds
+             ((1 << 64) - 8, 1 + 1),         # its end wraps around
+             (arena - 20, 1 + 1),            # the last key of the arena: read
+             (arena, 0 + 1)]                 # no keys, at the arena's end: read
+    done = subprocess.run([sys.executable, "-c", _DAMAGED_POST], capture_output=True, text=True,
+                          input="".join(f"{offset} {count}\n" for offset, count in posts), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["None False", "False False"] * 4 + [
+        f"[({bytes(16)!r}, 0)] True", "True True", "[] True", "True True"]
 
 
 def _guid(k: int) -> bytes:
