@@ -175,8 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("tracefmt: error: give an .etl file (or -rt Session)", file=sys.stderr)
         return EXIT_USAGE
+    from wpptrace._stdout import StandardOutputFailed, guarded_stdout
+
     try:
-        return run_fmt(opts)
+        with guarded_stdout(wrap=False):    # (run_fmt tells its own failed writes)
+            return run_fmt(opts)
+    except StandardOutputFailed as exc:     # (started with standard output closed)
+        print(f"tracefmt: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except BrokenPipeError:
         # `tracefmt -displayonly -nosummary x.etl | head`: the reader left; stop quietly
         # (with a summary to write, run_fmt counts on to the end and writes it)

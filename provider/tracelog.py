@@ -206,6 +206,16 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wpptrace._stdout import StandardOutputFailed, guarded_stdout
+
+    try:
+        with guarded_stdout():
+            return _main(argv)
+    except StandardOutputFailed as exc:     # closed, its disk full...: one line, not a traceback
+        return _error(str(exc))
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     try:

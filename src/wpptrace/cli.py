@@ -14,6 +14,7 @@ import sys
 
 from . import __version__
 from ._cliutil import ArgumentParser
+from ._stdout import StandardOutputFailed, guarded_stdout
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -28,6 +29,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "relay": ("wpptrace.remote.cli_relay", "send a live session's buffers to a collector"),
     "collect": ("wpptrace.remote.cli_collect", "receive relayed sessions: .etl files, live view"),
 }
+
+
+#: the subcommands that write their output's blocks themselves and tell a failed write to
+#: standard output as they tell one to a file (fmt: its summary is still written)
+TELLS_ITS_OUTPUT_FAILURES = frozenset({"fmt"})
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -68,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     named = _parser_of(parser, args).prog   # "wpptrace session record", as argparse's errors name it
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        with guarded_stdout(wrap=args.command not in TELLS_ITS_OUTPUT_FAILURES):
+            return int(importlib.import_module(args._module).run(args) or 0)
+    except StandardOutputFailed as exc:     # closed, its disk full...: said as fmt says its own
+        print(f"{named}: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # `wpptrace ... | head`: the reader went away; exit quietly like a Unix tool (fmt
         # with a summary file to write goes on without printing and writes it: run_fmt)
