@@ -36,7 +36,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from wpptrace._cliutil import reason
+from wpptrace._cliutil import reason, utf8_text
 
 from ._hazmat import COLUMNS, ColumnBuffers, constants, sizeof
 from .messages import DecodingRun, _paths, load_tmf, trace_level
@@ -144,6 +144,14 @@ def _validity(ok: np.ndarray | None) -> tuple:
     return pa.py_buffer(np.packbits(ok, bitorder="little")), nulls
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` in UTF-8; a file name's bytes that are not UTF-8 as \\xNN (``utf8_text``)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return utf8_text(text).encode("utf-8")
+
+
 def _py_array(values: list, kind: pa.DataType) -> pa.Array:
     """A string or integer Arrow array of Python values (None: null), built from its buffers.
     ``pa.array`` first asks whether its input is a pandas object, which imports pandas
@@ -151,7 +159,7 @@ def _py_array(values: list, kind: pa.DataType) -> pa.Array:
     n = len(values)
     ok = np.fromiter((v is not None for v in values), bool, n)
     if pa.types.is_string(kind):
-        data = [v.encode("utf-8") if v is not None else b"" for v in values]
+        data = [_utf8(v) if v is not None else b"" for v in values]
         offsets = np.zeros(n + 1, np.int64)
         np.cumsum(np.fromiter(map(len, data), np.int64, n), out=offsets[1:])
         if offsets[-1] >= 1 << 31:

@@ -355,13 +355,20 @@ def format_summary(summary: Summary) -> str:
     return summary_text(summary, [(r.guid, r.event_name, r.event_type, r.count) for r in summary.rows])
 
 
+def _utf8_text(name: str) -> str:
+    """A file name as any UTF-8 output holds it (bytes that are not UTF-8 as \\xNN)."""
+    from wpptrace._cliutil import utf8_text
+
+    return utf8_text(name)
+
+
 def summary_text(summary: Summary, table: list[tuple[str, str, str, int]] | None = None,
                  body: str | None = None) -> str:
     """``format_summary`` of ``summary`` with ``table`` for its rows: (GUID text, event name,
     event type, count) per row, in any order; or with its rows printed already (``body``:
     ``SummaryRows.body``)."""
     lines = ["Files Processed:"]
-    lines += ["\t" + name for name in summary.files]
+    lines += ["\t" + (name if name.isascii() else _utf8_text(name)) for name in summary.files]
     lines += [
         "Total Buffers Processed %d" % summary.buffers,
         "Total Events  Processed %d" % summary.events,

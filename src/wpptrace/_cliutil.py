@@ -136,6 +136,18 @@ def input_issue(path: str, exc: BaseException) -> tuple[int | None, str]:
     return offset, input_problem(path, exc)[len(path) + 2:]
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as any UTF-8 output holds it: a byte of a file name that is not UTF-8 (which
+    os.fsdecode keeps as a lone surrogate U+DC80..U+DCFF) written as ``\\xNN``, another lone
+    surrogate as ``\\uNNNN``; ``text`` itself when it has neither."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(f"\\x{ord(ch) - 0xdc00:02x}" if 0xdc80 <= ord(ch) <= 0xdcff else
+                       f"\\u{ord(ch):04x}" if 0xd800 <= ord(ch) <= 0xdfff else ch for ch in text)
+    return text
+
+
 def complain(command: str, message: object) -> None:
     """``wpptrace <command>: <message>`` on stderr."""
     print(f"wpptrace {command}: {message}", file=sys.stderr)
