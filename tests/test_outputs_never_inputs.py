@@ -111,6 +111,27 @@ def test_standard_output_appending_to_the_input_is_refused(capture, tmf_dir):
         assert capture.read_bytes() == before
 
 
+def test_tmf_show_does_not_write_its_listing_into_what_it_lists(tmf_dir, tmp_path):
+    # `tmf show x.tmf >> x.tmf` appended its listing to the TMF (which then had 19 errors);
+    # `tmf show DIR > DIR/out.tmf` made a file the next run read as a TMF
+    tmf = next(tmf_dir.glob("*.tmf"))
+    search = tmp_path / "search"
+    shutil.copytree(tmf_dir, search)
+    searched = next(search.glob("*.tmf"))
+    before = {path: path.read_bytes() for path in (tmf, searched)}
+    for args, target in ((["tmf", "show", tmf], tmf), (["tmf", "show", tmf_dir], tmf),
+                         (["tmf", "show", tmf, "--search-path", search], searched)):
+        with open(target, "a") as appended:
+            proc = run(*wpptrace(*args), stdout=appended)
+        assert proc.returncode == 1, args
+        assert proc.stderr == (f"wpptrace tmf show: error: {REFUSED} to <standard output>: it is the "
+                               f"input {target}; nothing was written\n"), args
+    assert {path: path.read_bytes() for path in before} == before
+    with open(tmp_path / "listing.txt", "w") as elsewhere:
+        assert run(*wpptrace("tmf", "show", tmf_dir), stdout=elsewhere).returncode == 0
+    assert (tmp_path / "listing.txt").stat().st_size > 0
+
+
 def test_outputs_take_the_most_restrictive_mode_of_the_inputs(capture, tmf_dir, tmp_path):
     other = tmp_path / "other.etl"
     shutil.copy(os.path.join(DATA, "wppstr-sample.etl"), other)

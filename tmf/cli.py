@@ -114,10 +114,21 @@ def _has_tmf_files(directory: str) -> bool:
 
 
 def _run_show(args: argparse.Namespace) -> int:
+    from wpptrace import _outputs as outputs
+
     from .errors import TmfError
-    from .loader import load
+    from .loader import ENV_SEARCH_PATH, load, split_search_path
 
     out = sys.stdout
+    dirs = [path for path in args.paths if os.path.isdir(path)]
+    dirs += split_search_path(args.search_path)
+    if not args.no_env:
+        dirs += split_search_path(os.environ.get(ENV_SEARCH_PATH))
+    try:  # `tmf show x.tmf >> x.tmf` would write into a file being read
+        outputs.check_outputs([], [path for path in args.paths if path not in dirs], input_dirs=dirs,
+                              stdout=out)
+    except outputs.OutputRefused as refused:
+        return outputs.fail("wpptrace tmf show", refused)
     try:
         tmfset = load(*args.paths, search_path=args.search_path, tolerant=not args.strict,
                       use_environment=not args.no_env)
