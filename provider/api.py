@@ -114,6 +114,30 @@ def _wpptrace_control_callback(request_code, request_context, buffer_size, buffe
         return lib.ERROR_INVALID_PARAMETER
 
 
+# A forked child runs its ControlCallbacks once Python runs again there: the core holds them
+# until this module's fork hook lets them go (they ran inside fork() before, where a callback
+# that released the GIL never got it back). The hooks renewing what callbacks use that another
+# thread of the parent may have held at the fork (the Provider's locks) run first.
+_renewed_in_child: list[Callable[[], None]] = []
+
+
+def renew_in_forked_child(hook: Callable[[], None]) -> None:
+    """Run ``hook`` in a forked child before any ControlCallback runs there."""
+    _renewed_in_child.append(hook)
+
+
+def _let_callbacks_go_in_child() -> None:
+    try:
+        for hook in _renewed_in_child:
+            hook()
+    finally:
+        lib.wpptrace_release_callbacks_after_fork()
+
+
+lib.wpptrace_hold_callbacks_after_fork()
+os.register_at_fork(after_in_child=_let_callbacks_go_in_child)
+
+
 def _in_range(what: str, value: Any, bits: int) -> None:
     """Raise ERROR_INVALID_PARAMETER if the int ``value`` does not fit the C parameter's
     ``bits``-bit unsigned type (other types are left to cffi, which raises TypeError)."""

@@ -689,7 +689,7 @@ def _after_fork_in_child() -> None:
         provider._after_fork()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_api.renew_in_forked_child(_after_fork_in_child)   # before any callback runs in the child
 
 
 if fastpath.AVAILABLE:

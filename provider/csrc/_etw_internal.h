@@ -481,6 +481,8 @@ enum {
                                           * busy) and what it said applied */
     WPT_POINT_HOST_PIDFD_TAKEN = 82,     /* wpt_host_end took the host's pidfd, has not read
                                           * its start */
+    WPT_POINT_CALLBACKS_HELD = 83,       /* a forked child's endpoint thread waits, its
+                                          * callbacks held (wpptrace_hold_callbacks_after_fork) */
 };
 #ifdef WPT_TEST_POINTS
 extern void (*wpt_test_point)(int point);
@@ -1198,6 +1200,16 @@ ULONG wpt_deliver_owed(int without_endpoint);
 /* At an entry point, outside callbacks: what is owed is delivered here if no endpoint thread
  * of this process will (see wpt_endpoint_redeliver). */
 void  wpt_deliver_owed_at_entry(void);
+/* Set in a forked child whose callbacks are held (see wpptrace_hold_callbacks_after_fork): an
+ * entry point of the application lets them go, the child running its code again. A trace call
+ * (maybe in a signal handler) only clears it, taking no lock: the endpoint thread sees it
+ * within its wait; the other entry points wake the thread (wpt_let_held_callbacks_go), which
+ * then makes the child's copy of the registry. */
+extern _Atomic int wpt_callbacks_held;
+void  wpt_let_held_callbacks_go(void);
+static inline void wpt_release_held_callbacks(void) {
+    if (atomic_load_explicit(&wpt_callbacks_held, memory_order_relaxed)) atomic_store(&wpt_callbacks_held, 0);
+}
 /* Count (once each) the registrations still owed a change that nothing delivers: the
  * endpoint's part checks there is no endpoint thread and a redelivery is pending. */
 void  wpt_endpoint_owed_undelivered(void);

@@ -14,7 +14,9 @@
  *
  * fork: prepare/parent/child handlers keep the core's locks consistent; the child gets its
  * own endpoint (socket and thread) and keeps writing into the sessions it had mapped, which
- * are shared memory.
+ * are shared memory. The child handler only resets state and starts the endpoint: its copy of
+ * the registry, and every callback the child is owed, is the endpoint thread's, after fork()
+ * returned (a callback run inside fork() runs before the child's runtime starts again).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -73,6 +75,10 @@ static int64_t g_rejoin_wait[WPPTRACE_MAX_SESSIONS];
  * callback returns, touching none of the child's endpoint state (two loops used its requests,
  * retries and descriptors with no common lock). */
 static __thread int t_endpoint_thread;
+/* The process asked that a forked child's callbacks wait until the child lets them go (see
+ * wpptrace_hold_callbacks_after_fork); wpt_callbacks_held: they wait now, in this child. */
+static _Atomic int g_hold_after_fork;
+_Atomic int wpt_callbacks_held;
 
 /* Called with g_ep_lock held: wpptrace_endpoint_close closes the pipe under it. */
 static void wake_thread(void) {
@@ -304,6 +310,32 @@ void wpt_endpoint_redeliver(void) {
     wpt_cancel_restore(state);
 }
 
+void wpptrace_hold_callbacks_after_fork(void) { atomic_store(&g_hold_after_fork, 1); }
+
+/* The endpoint thread, held, touches none of its state until it is let go (below). */
+void wpt_let_held_callbacks_go(void) {
+    if (!atomic_load(&wpt_callbacks_held) || !atomic_exchange(&wpt_callbacks_held, 0)) return;
+    int state = wpt_cancel_hold();           /* as in wpt_endpoint_redeliver */
+    pthread_mutex_lock(&g_ep_lock);
+    wake_thread();
+    pthread_mutex_unlock(&g_ep_lock);
+    wpt_cancel_restore(state);
+}
+
+/* As os.fork() returns in the child: a copy is made here, so the child has the registry's
+ * enables when it goes on, as its parent had (in a callback its caller may hold what another
+ * callback waits for: left to the endpoint thread). The endpoint thread still makes the one it
+ * owes (this one may have found the registry busy): the enables it brings again run nothing. */
+void wpptrace_release_callbacks_after_fork(void) {
+    if (!atomic_load(&wpt_callbacks_held)) return;
+    if (!wpt_in_callback()) {
+        int state = wpt_cancel_hold();
+        wpt_reconcile_with_registry();
+        wpt_cancel_restore(state);
+    }
+    wpt_let_held_callbacks_go();
+}
+
 /* Is an endpoint thread of this process there to take a redelivery (not closing)? */
 static int endpoint_delivers(void) {
     pthread_mutex_lock(&g_ep_lock);
@@ -320,6 +352,7 @@ static int endpoint_delivers(void) {
  * provider under it, which Windows runs no other registration's callback in), nor in a
  * callback (its caller may hold what a callback waits for). What fails is owed to the next. */
 void wpt_deliver_owed_at_entry(void) {
+    wpt_let_held_callbacks_go();           /* a forked child runs its code again */
     if (!atomic_load(&g_redeliver) || t_endpoint_thread || wpt_in_callback() || endpoint_delivers()) return;
     if (!atomic_exchange(&g_redeliver, 0)) return;
     if (wpt_deliver_owed(1) != ERROR_SUCCESS) atomic_store(&g_redeliver, 1);
@@ -665,6 +698,19 @@ static void *endpoint_main(void *arg) {
     struct pollfd pfd[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];
     int slot_of[2 + WPPTRACE_MAX_SESSIONS + MAX_REQUESTS];   /* join slot, or request entry */
     for (;;) {
+        while (atomic_load(&wpt_callbacks_held)) {
+            /* nothing that may run a callback (a re-join, a retry, a request): only the wake
+             * that lets them go, or the close */
+            WPT_TEST_POINT(WPT_POINT_CALLBACKS_HELD);
+            pthread_mutex_lock(&g_ep_lock);
+            if (g_quit) return leave_loop();
+            struct pollfd wake = {g_wake[0], POLLIN, 0};
+            pthread_mutex_unlock(&g_ep_lock);
+            if (poll(&wake, 1, 1000) > 0) {
+                char buf[64];
+                while (read(wake.fd, buf, sizeof buf) > 0) {}
+            }
+        }
         rejoin_due();
         if (!t_endpoint_thread) return copy_leaves();
         bind_again_if_removed();
@@ -778,8 +824,10 @@ static void endpoint_teardown(void) {
     g_running = 0;
 }
 
-/* `registering`: for a RegisterTraceGuids, whose provider must be reachable once it returns. */
-static ULONG endpoint_ensure(int registering) {
+/* `registering`: for a RegisterTraceGuids, whose provider must be reachable once it returns.
+ * `in_fork`: in the fork handler of a child, which runs no callback: the endpoint thread copies
+ * the registry. */
+static ULONG endpoint_ensure(int registering, int in_fork) {
     pthread_mutex_lock(&g_ep_lock);
     if (registering && g_running && g_pid == (uint32_t)getpid() && g_quit && !g_closing
         && (g_self_closing || g_starting)) {
@@ -841,7 +889,14 @@ static ULONG endpoint_ensure(int registering) {
     WPT_TEST_POINT(WPT_POINT_ENDPOINT_STARTING);
     /* after listening: no change is missed; a copy the registry was too busy for is made by
      * the endpoint thread later (set before it starts) */
-    if (wpt_apply_registry_snapshot() == ERROR_BUSY) {
+    if (in_fork) {
+        /* what the parent heard and the child did not (the parent's requests queued, enables
+         * being applied in its other threads) is in the registry: checked whole, at once */
+        g_reconcile_owed = 1;
+        g_retry_count = 0;
+        g_retry_at = wpt_mono_ms();
+        g_retry_wait = 0;
+    } else if (wpt_apply_registry_snapshot() == ERROR_BUSY) {
         g_reconcile_owed = 1;
         retry_backoff();
     }
@@ -895,14 +950,14 @@ int wpt_callback_cancel_state(void) { return t_callback_cancel; }
 
 /* Not cancelled midway (the copy's JOINs wait in poll and recv): a start left unfinished
  * held the copy lock, and every later close waited for it forever. */
-static ULONG ensure_uncancelled(int registering) {
+static ULONG ensure_uncancelled(int registering, int in_fork) {
     int state = wpt_cancel_hold();
-    ULONG rc = endpoint_ensure(registering);
+    ULONG rc = endpoint_ensure(registering, in_fork);
     wpt_cancel_restore(state);
     return rc;
 }
 
-ULONG wpt_endpoint_ensure(void) { return ensure_uncancelled(1); }
+ULONG wpt_endpoint_ensure(void) { return ensure_uncancelled(1, 0); }
 
 int wpt_on_endpoint_thread(void) { return t_endpoint_thread; }
 
@@ -1005,7 +1060,7 @@ static ULONG attach(uint32_t slot, uint32_t generation, uint32_t incarnation) {
     /* Someone must watch the host. Started before the attach lock: a new endpoint copies the
      * registry, whose enables attach to their sessions in turn (under the lock, that attach
      * waited for this one forever). */
-    ULONG rc = endpoint_ensure(0);
+    ULONG rc = endpoint_ensure(0, 0);
     pthread_mutex_lock(&g_attach_lock);
     wpt_view *v = atomic_load(&wpt_views[slot]);
     if (v && v->registry_generation == generation && atomic_load(&v->sh->status) == WPT_RUNNING) {
@@ -1171,6 +1226,7 @@ static void fork_child(void) {
     atomic_store(&g_binding, 0);           /* a bind of the parent's thread is not the child's */
     g_self_closing = g_closing = 0;
     g_start_id++;
+    atomic_store(&wpt_callbacks_held, 0);  /* a parent's hold was its own */
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
@@ -1209,7 +1265,8 @@ static void fork_child(void) {
         g_rejoin[i] = (uint8_t)had[i];
         g_rejoin_at[i] = g_rejoin_wait[i] = 0;
     }
-    ensure_uncancelled(0);
+    atomic_store(&wpt_callbacks_held, atomic_load(&g_hold_after_fork));
+    ensure_uncancelled(0, 1);
 }
 
 

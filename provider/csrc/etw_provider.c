@@ -995,6 +995,7 @@ static ULONG register_guids(WMIDPREQUEST cb, PVOID ctx, LPCGUID control, ULONG c
     /* Sessions of other processes reach this one through its endpoint. Without a usable
      * runtime directory the provider still works with sessions of this process. */
     if (!wpt_in_host) wpt_endpoint_ensure();
+    wpt_let_held_callbacks_go();           /* a forked child runs its code again */
     pending_list pending = {0};
     pthread_mutex_lock(&g_reg_lock);
     int idx = -1;
@@ -1159,6 +1160,7 @@ static inline uint32_t items_size(ULONG f) {
 /* Validate, reserve and write the message header and items; *args = where arguments go. */
 static inline ULONG message_begin(TRACEHANDLE h, ULONG flags, const void *guid, size_t args_size,
                                   wpt_reservation *r, unsigned char **args) {
+    wpt_release_held_callbacks();          /* a forked child runs its code again */
     if ((h & 0xFFFF) == 0 || (h & 0xFFFF) == KERNEL_LOGGER_ID) return ERROR_INVALID_HANDLE;
     if (flags & ~KNOWN_MESSAGE_FLAGS) return ERROR_INVALID_PARAMETER;
     if ((flags & (TRACE_MESSAGE_GUID | TRACE_MESSAGE_COMPONENTID))

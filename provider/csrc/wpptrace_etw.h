@@ -266,6 +266,16 @@ ULONG wpptrace_host_log_path(ULONG LoggerId, char *Path, ULONG Size);
  * session of another process: ControlCallbacks run by a new endpoint's copy of the registry run
  * with cancellation held off too. */
 void  wpptrace_endpoint_close(void);
+/* In a forked child, the ControlCallbacks this process's providers are owed (the child's copy
+ * of the registry, other processes' changes) run on the child's endpoint thread, never inside
+ * fork(). A process whose callbacks cannot run in the child until its runtime has started again
+ * there (Python rebuilds its GIL and thread states after the fork handlers) asks once for them
+ * to be held: a forked child's endpoint thread then runs none until the child lets them go,
+ * with the release below or any RegisterTraceGuids, EnableTrace or trace call it makes. The
+ * release (called as fork returns in the child, outside any callback) also copies the
+ * registry on the calling thread: the child goes on with the enables its parent had. */
+void  wpptrace_hold_callbacks_after_fork(void);
+void  wpptrace_release_callbacks_after_fork(void);
 /* Enables of other processes' sessions this process had no room for (it keeps 1024) and
  * dropped, each counted once; their providers stay disabled here. */
 ULONG wpptrace_enables_dropped(void);
