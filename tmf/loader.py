@@ -69,10 +69,46 @@ def read_text(path: "str | os.PathLike[str]") -> str:
     data = read_regular(path, "give a TMF or TMC text file", MAX_TEXT_FILE, "a TMF or TMC file")
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return data.decode("utf-16", errors="replace")
+    data = _cut_long_lines(data)
     try:   # "utf-8-sig" would import its codec in every process that reads a TMF file
         return str(memoryview(data)[3:], "utf-8") if data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
+
+
+#: a line of more bytes than this has more than grammar.MAX_LINE (65536) characters in UTF-8
+#: (at most 4 bytes a character) or code page 1252: no TMF line is that long (grammar is not
+#: imported to read files it may never parse)
+_LONG_LINE_BYTES = 4 * 65536
+
+
+def _cut_long_lines(data: bytes) -> bytes:
+    """``data`` (UTF-8 or code page 1252: a CR or LF byte is always a line's end) with each
+    line longer than _LONG_LINE_BYTES bytes cut to about that many, at a UTF-8 character's
+    start: still too long, the grammar refuses it at its line as it would the whole line, and
+    the file is not decoded and split whole (a file of one 200 MB line cost 4 times that).
+    Each step looks for a line's end in the next _LONG_LINE_BYTES + 1 bytes only, from the
+    back: a file of short lines takes one memrchr per such stretch."""
+    if len(data) <= _LONG_LINE_BYTES:
+        return data
+    kept, start, at = [], 0, 0      # data[start:at]: kept so far, not yet copied
+    while len(data) - at > _LONG_LINE_BYTES:
+        stretch = at + _LONG_LINE_BYTES + 1
+        end = max(data.rfind(b"\n", at, stretch), data.rfind(b"\r", at, stretch))
+        if end >= 0:
+            at = end + 1
+            continue
+        cut = stretch
+        while cut > stretch - 4 and 0x80 <= data[cut] < 0xC0:  # not inside a UTF-8 character
+            cut -= 1
+        ends = [i for i in (data.find(b"\n", cut), data.find(b"\r", cut)) if i >= 0]
+        at = min(ends) if ends else len(data)
+        kept.append(data[start:cut])
+        start = at
+    if not kept:
+        return data
+    kept.append(data[start:])
+    return b"".join(kept)
 
 
 def text_lines(text: str) -> list[str]:
