@@ -39,11 +39,13 @@ A failing input is kept in ``--keep`` (default /tmp/fuzz_fmt_damage) with what f
 the damaged TMF copies; the exit code is the number of failures (capped at 100).
 
 Under AddressSanitizer and UBSan: install a copy of the tree into its own virtual environment
-with ``CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -g -O1"
+with ``CC=clang CFLAGS="-fsanitize=address,undefined -fno-wrapv -fno-omit-frame-pointer -g -O1"
 LDFLAGS="-fsanitize=address,undefined" pip install -e .``, then run this script there with
-``LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"``,
+``LD_PRELOAD="$(clang -print-file-name=libclang_rt.asan-x86_64.so)"``,
 ``ASAN_OPTIONS=detect_leaks=0:log_path=...`` and ``UBSAN_OPTIONS=print_stacktrace=1:log_path=...``
 (the memory limit is left off there: the sanitizer's shadow memory needs the address space).
+Why clang and -fno-wrapv: Python's own CFLAGS come first and hold -fwrapv, which turns off
+clang's check of pointer arithmetic (overflow, an offset on a null pointer); gcc has no such check.
 """
 from __future__ import annotations
 
