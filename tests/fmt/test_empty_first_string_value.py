@@ -1,11 +1,11 @@
 """An empty string argument as the first string of a chunk decodes to "" in C.
 
-Regression (sanitizer run, UBSan): wpp_values.c looked for a NUL in a string value's text
-with ``memchr(pool + at, 0, len - at)`` even when the text was empty and the string pool had
-no memory yet (its data pointer NULL): a null pointer passed to memchr, undefined behaviour
-that UBSan reports and an optimising compiler may act on. Under a plain build the values
-were right; the test fails under ``-fsanitize=undefined`` (UBSAN_OPTIONS=halt_on_error=1)
-without the fix.
+Regression (sanitizer run, UBSan): an empty text put in a string pool that had no memory
+yet (its data pointer NULL) took ``data + len`` on that NULL (wppr_put) and passed it to
+``memchr`` (wpp_values.c, looking for a NUL): undefined behaviour that UBSan reports and an
+optimising compiler may act on. Under a plain build the values were right; with either guard
+undone the test fails under the sanitizer build tests/fmt/fuzz_fmt_damage.py describes (clang,
+``-fno-wrapv``: without it the offset on NULL goes unchecked) with UBSAN_OPTIONS=halt_on_error=1.
 """
 from __future__ import annotations
 

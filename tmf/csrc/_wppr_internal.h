@@ -45,6 +45,7 @@ static inline void wppr_copy_text(uint8_t *d, const uint8_t *s, size_t n)
 }
 static inline int wppr_put(wppr_buf *b, const void *p, size_t n)
 {
+    if (n == 0) return 0;      /* a buffer with no memory yet: no data + len on its NULL */
     if (wppr_reserve(b, n)) return -1;
     wppr_copy(b->data + b->len, p, n);
     b->len += n;
