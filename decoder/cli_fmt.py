@@ -137,7 +137,16 @@ def _find_pdb(image: str, symbol_paths: list[str]) -> str:
         raise FileNotFoundError("is a directory: give the .pdb file, or the image, in it")
     if not stat.S_ISREG(mode):          # a device, pipe or socket: no PDB is read from those
         raise FileNotFoundError(not_regular_file("give the .pdb file, or the image"))
-    return pdb_for(image, symbol_paths)
+    found = pdb_for(image, symbol_paths)
+    if found == image and not image.lower().endswith(".pdb"):
+        # neither an image nor named .pdb: given as a PDB, it must be one (not read as a TMF)
+        from wpptrace.tmf.pdb.msf import MsfFile, PdbError
+
+        try:
+            MsfFile(image).close()
+        except PdbError as exc:
+            raise ValueError(str(exc).removeprefix(f"{exc.path}: ")) from None
+    return found
 
 
 class _Input:

@@ -24,7 +24,7 @@ import functools
 import os
 import re
 
-from .errors import TmfError, not_regular_file, read_regular
+from .errors import TmfError, not_regular_file, open_regular, read_regular
 from .lazyre import LazyPattern, compiled
 from .model import ControlGuid, TmfSet
 
@@ -363,11 +363,32 @@ def _add_directory(tmfset: TmfSet, directory: str, priority: int, tolerant: bool
             _load_tmc(entry.path, tolerant, tmfset)
 
 
+def _is_pdb(path: str) -> bool:
+    """Whether ``path`` starts as a PDB does (an MSF container's signature): a PDB named
+    otherwise is read as one. False for what cannot be opened or read: the TMF reader says why."""
+    try:
+        from .pdb.msf import MSF2_MAGIC, MSF7_MAGIC, MSFZ_MAGIC
+    except ImportError:     # the PDB reader is optional at import time
+        return False
+    try:
+        fd, _ = open_regular(path, "")
+    except (OSError, TmfError):
+        return False
+    try:
+        head = os.read(fd, max(len(MSF2_MAGIC), len(MSF7_MAGIC), len(MSFZ_MAGIC)))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return head.startswith((MSF7_MAGIC, MSF2_MAGIC, MSFZ_MAGIC))
+
+
 def load_file(tmfset: TmfSet, path: str, priority: int = 0, tolerant: bool = True) -> None:
-    """Add one file by its kind: .pdb (annotations), .tmc (control GUIDs), anything else TMF text."""
+    """Add one file by its kind: .pdb (annotations) or any other file that starts as a PDB
+    does, .tmc (control GUIDs), anything else TMF text."""
     suffix = os.path.splitext(os.path.basename(os.fspath(path)))[1].lower()
     tmfset.inputs.append(os.fspath(path))
-    if suffix == ".pdb":
+    if suffix == ".pdb" or (suffix not in (".tmf", ".tmc") and _is_pdb(path)):
         _load_pdb(path, priority, tolerant, tmfset)
     elif suffix == ".tmc":
         _load_tmc(path, tolerant, tmfset)

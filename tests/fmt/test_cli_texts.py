@@ -232,3 +232,32 @@ def test_nothing_to_decode_is_the_one_fatal_line_without_the_no_tmf_warning(caps
     assert tracefmt.main([str(missing), "-displayonly", "-nosummary"]) == 1
     assert capsys.readouterr() == ("", f"tracefmt: error: {missing}: cannot read: The system "
                                        f"cannot find the file specified (ERROR_FILE_NOT_FOUND)\n")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a PDB at all\n", None])
+def test_a_pdb_option_naming_no_pdb_says_so(capsys, fmt_data, tmp_path, content):
+    # --pdb of an .etl file was read as a TMF ("TMF entry skipped: ...: not a TMF file"), an
+    # empty file was taken without a word: every message printed as Unknown, exit 0
+    given = fmt_data / "wppstr-sample.etl" if content is None else tmp_path / "symbols"
+    if content is not None:
+        given.write_bytes(content)
+    rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", given)
+    assert rc == 1
+    assert err.splitlines()[0] == (f"wpptrace fmt: error: {given}: offset 0x0: not a PDB file: bad magic "
+                                   f"(expected 'Microsoft C/C++ MSF 7.00\\r\\n\\x1aDS' at the start of the file)")
+    assert "TMF" not in err
+
+
+def test_a_pdb_named_otherwise_is_read_as_a_pdb(capsys, fmt_data, tmp_path):
+    import pathlib
+    import shutil
+
+    pdb = pathlib.Path(__file__).resolve().parents[1] / "data" / "pdb" / "wpp_x64.pdb"
+    renamed = tmp_path / "symbols.bin"
+    shutil.copyfile(pdb, renamed)
+    rc, listed, err = wpptrace(capsys, "tmf", "show", pdb)
+    assert rc == 0 and listed.count("\n") > 2
+    assert wpptrace(capsys, "tmf", "show", renamed) == (0, listed, err)
+    rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", renamed)
+    assert rc == 0, err
+    assert "not a TMF" not in err and "error" not in err
