@@ -313,7 +313,7 @@ def decode_parallel(decoder, writer, opts, inp, jobs: int, err: IO[str],
 def _idle_work(decoder, share, summary: bool, waiting=None, merge: "_Merge | None" = None):
     """What this process does once its windows are decoded, when it first waits for the
     workers (``_Assembly.idle``), rather than after them: its messages' rows of the summary
-    table made (``summary``), the messages of the workers' keys found again if it met
+    table made (``summary``), the workers' keys of no message looked up again if it met
     messages since they were (``merge``: their counts are added at the end), the caller's
     ``waiting`` work, and, with no program cache (which
     takes the workers' records from it at the end: ``_keep_shared``), the shared table let go
@@ -700,8 +700,8 @@ class _Assembly:
         self._append()
         if self.merge is not None:        # (news or not: this process's windows come too)
             self.merge.windows(len(self.windows))
-            if self.keys_came:            # (found again once its windows are decoded, if
-                self.keys_came = False    # messages were met since: at its first wait)
+            if self.keys_came:            # (keys of no message looked up again once its windows
+                self.keys_came = False    # are decoded, if messages were met since: its first wait)
                 self.merge.find_ahead(again=self.idle is None)
 
     def wait(self, seconds: float) -> None:
@@ -965,8 +965,9 @@ class _Merge:
     def find_ahead(self, again: bool = True) -> None:
         """Find the messages of the workers' keys come so far, for ``end``: as they come, while
         this process decodes its windows or waits, not after the workers' last results.
-        ``again``: those found before are found again if messages were met since (once this
-        process's windows are decoded: its first wait), else left as they are until then."""
+        ``again``: the keys of no message found before are looked up again if messages were
+        met since (once this process's windows are decoded: its first wait), else left as they
+        are until then (a message found keeps its place)."""
         for worker in self.output.workers:
             found = self.found.get(worker)
             if worker.keys:

@@ -319,13 +319,13 @@ class _SummaryCounts:
 class _FoundMessages:
     """The messages of plain keys as ``WppDecoder.add_plain_message_counts`` finds them: each
     one's place in the messages' order (``_entries``), -1 for a key of none, found ahead
-    (``find_plain_messages``) and good while the decoder's messages are as they were then
-    (``state``)."""
+    (``find_plain_messages``). A place found stays good (messages are only added, never
+    moved); a key of none is looked up again once messages were met since (``met``)."""
 
-    __slots__ = ("state", "at")
+    __slots__ = ("met", "at")
 
-    def __init__(self, state: tuple, at: array) -> None:
-        self.state = state        # (messages, row entries): each only grows
+    def __init__(self, met: int, at: array) -> None:
+        self.met = met            # the messages met when the keys of none were looked up
         self.at = at              # one per key, the keys' first ones
 
 
@@ -1625,25 +1625,28 @@ class WppDecoder:
         ``add_plain_message_counts`` finds them, to hand it later (fmt -j's parent finds a
         worker's as they come: each is two dict lookups by a tuple, whose hash is not kept):
         each one's place in the messages' order. ``ahead``: found before for the first keys (a
-        list that only grows), kept while no message was met or made an entry of since, else
-        found again (``again``; else ``ahead`` is given back as it is, to be found again later,
-        once)."""
-        state = (len(self._entries), len(self._raw_entries))
-        at = None
-        if ahead is not None:
-            if ahead.state == state:
-                at = ahead.at
-            elif not again:
-                return ahead
-        if at is None:
-            at = array("q")
+        list that only grows), added to; its keys of no message are looked up again if
+        messages were met since (unless not ``again``: left for a later call)."""
+        met = len(self._entries)
+        if ahead is None:
+            ahead = _FoundMessages(met, array("q"))
+        at = ahead.at
+        if again and ahead.met != met:
+            if at.count(-1):              # (most often none: every key's message met here)
+                missing = list(compress(range(len(at)), map((-1).__eq__, at)))
+                for i, place in zip(missing, self._key_places([keys[i] for i in missing])):
+                    at[i] = place
+            ahead.met = met
         if len(at) < len(keys):
-            rest = keys[len(at):]
-            more = map(self._raw_entries.get, rest)
-            if self._installed_keys:      # installed messages without an entry: by their bytes too
-                more = map(self._entries.get, rest, more)
-            at.extend(map(self._message_places().get, more, repeat(-1)))   # (none: -1)
-        return _FoundMessages(state, at)
+            at.extend(self._key_places(keys[len(at):]))
+        return ahead
+
+    def _key_places(self, keys: list[tuple]) -> Iterator[int]:
+        """The places of the messages of ``keys`` (``find_plain_messages``), -1 for none."""
+        found = map(self._raw_entries.get, keys)
+        if self._installed_keys:          # installed messages without an entry: by their bytes too
+            found = map(self._entries.get, keys, found)
+        return map(self._message_places().get, found, repeat(-1))
 
     def _message_places(self) -> dict:
         """``_places``, with the messages met since the last call."""

@@ -226,10 +226,9 @@ def test_rows_made_ahead_are_kept_unless_messages_were_met_since(driver, more):
 def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, installed):
     """``find_plain_messages`` (fmt -j's parent, for a worker's keys while it waits) gives
     ``add_plain_message_counts`` the messages it would find itself: the same counts added as
-    by a decoder given none; found again for a key not met when they were found and met since,
-    and for an installed message whose entry was made since (its count then in the entry).
-    Kept while no message was met or made an entry of (and, asked not to find them again,
-    left as they are)."""
+    by a decoder given none, for a key not met when they were found and met since, and for an
+    installed message whose entry was made since. A place found stays; a key of no message is
+    looked up again once messages were met since (and, asked not to, left as it is)."""
     decoded = _decoders(driver, tmp_path, installed)
 
     decoder, given_none = decoded(), decoded()
@@ -249,12 +248,23 @@ def test_messages_found_ahead_take_the_counts_they_would_take(driver, tmp_path, 
     assert given_none.add_plain_message_counts(keys, counts) == []
     assert decoder.summary_table() == given_none.summary_table()
     assert sorted(decoder.summary_table()) == _loop_rows(decoder)
-    # nothing met since: what was found is what is used; a message met since: found again
-    now = decoder.find_plain_messages(keys)
-    assert decoder.find_plain_messages(keys, now).at is now.at
-    decoder._raw_entry(stranger[0], 9)
-    assert decoder.find_plain_messages(keys, now, again=False) is now    # (left to be found later)
-    assert decoder.find_plain_messages(keys, now).at is not now.at
+    later = keys + [(stranger[0], 9)]
+    now = decoder.find_plain_messages(later)
+    assert now.at[-1] == -1 and list(now.at[:-1]) == list(decoder.find_plain_messages(keys).at)
+    assert -1 not in now.at[:-1]
+    decoder._raw_entry(stranger[0], 9)                                     # met since
+    assert decoder.find_plain_messages(later, now, again=False).at[-1] == -1   # (left for later)
+    looked = []
+
+    class Looked(dict):
+        def get(self, key, default=None):
+            looked.append(key)
+            return super().get(key, default)
+
+    decoder._raw_entries = Looked(decoder._raw_entries)
+    assert decoder.find_plain_messages(later, now).at[-1] == len(decoder._entries) - 1
+    assert looked == [later[-1]]                                            # that key's alone
+    assert list(now.at[:-1]) == list(decoder.find_plain_messages(keys).at)    # the others stay
 
 
 def test_counts_after_a_mark_come_from_its_parts(driver, monkeypatch):
