@@ -293,6 +293,9 @@ class _PythonLevels:
     def _cache_site(self, code: Any, lasti: int, cid: int) -> None:
         """(The C methods' site cache; the Python methods use ``_sites``.)"""
 
+    def _forget_code(self, code_id: int) -> None:
+        """(The C methods' site cache forgets a code object being freed.)"""
+
     def _set_core_state(self, handle: int, flags: int, level: int) -> None:
         """(The C methods' copy of the enable state.)"""
 
@@ -352,8 +355,8 @@ class _ProviderMethods:
         self._drops: dict[str, list] = {}   # site label -> [count, first reason, _Place.order]
         self._reported: dict[str, object] = {}   # sites whose first drop was reported (see _drop)
         self._files: dict[str, FileMessages] = {}
-        # id(code object) -> (the code object, {instruction offset -> CompiledSite or _BadSite});
-        # holding the code object keeps its id from being reused while it is cached (see _hold).
+        # id(code object) -> (a weak reference to it, {instruction offset -> CompiledSite or
+        # _BadSite}); the entry goes as the code object is freed, before its id is reused (_hold).
         self._sites: dict[int, tuple[Any, dict[int, Any]]] = {}
         # Publishing resolved sites and the drop counts (calls_dropped, _drops): held over a few
         # dict operations only, never while a call site is read or compiled (see _resolve), so
@@ -525,24 +528,27 @@ class _ProviderMethods:
             published = entry[1].get(lasti) if entry is not None else None
             if published is not None:
                 return published
+            if entry is None:   # first: what forgets the C methods' entries of the code object too
+                entry = self._sites[id(code)] = (self._hold(code), {})
             if type(site) is not _BadSite:
                 self._register_program(site)
                 if site.cid is not None:
                     self._cache_site(code, lasti, site.cid)
-            if entry is None:
-                entry = self._sites[id(code)] = (self._hold(code, site), {})
             entry[1][lasti] = site
             return site
 
-    def _hold(self, code: Any, site: Any) -> Any:
-        """What keeps a cached code object's id unique: the code object itself; for code without
-        a source file (exec'd, typed in), whose calls are all dropped and of which a program may
-        make any number, a weak reference that forgets the entry with the code object."""
-        name = code.co_filename
-        if type(site) is _BadSite and name.startswith("<") and name.endswith(">"):
-            sites, key = self._sites, id(code)
-            return weakref.ref(code, lambda _ref: sites.pop(key, None))
-        return code
+    def _hold(self, code: Any) -> Any:
+        """A weak reference to a cached code object, which forgets its entries (here and the C
+        methods') as the code object is freed, before its id can be another object's: code
+        compiled again (a reload, exec'd text) would otherwise be kept for the provider's life."""
+        sites, key, provider = self._sites, id(code), weakref.ref(self)
+
+        def forget(_ref: Any) -> None:
+            sites.pop(key, None)
+            alive = provider()
+            if alive is not None:
+                alive._forget_code(key)
+        return weakref.ref(code, forget)
 
     def _call_place(self, method: str, code: Any, lasti: int, position: tuple) -> _Place:
         """``file:line:column (Provider.method)`` (1-based column) of a call that is no compiled

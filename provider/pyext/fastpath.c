@@ -16,7 +16,8 @@
  * (level, flag, fmt, *args)). A call
  *   1. tests the enable state (session handle, level, flag bits) and returns if disabled;
  *   2. finds its call site by the calling frame's code object and instruction offset in a
- *      per-provider table that Python fills (_cache_site) after resolving the site once;
+ *      per-provider table that Python fills (_cache_site) after resolving the site once, and
+ *      empties of a code object (_forget_code) as the code object is freed;
  *   3. packs the values by the site's program and writes the record.
  * Anything else (site not cached yet, a value the program does not take, a non-int flag) goes to
  * the Python method self._trace(level, method, flag, fmt, args, code, lasti, globals), which
@@ -557,10 +558,13 @@ static PyObject *py_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 
 /* ---- ProviderCore: the level methods -------------------------------------------------------- */
 
-/* The site cache: (code object, instruction offset) -> site id, open addressing. The table holds
- * a reference to each code object, so a cached pointer is never reused by another object. */
+/* The site cache: (code object, instruction offset) -> site id, open addressing (linear
+ * probing). The table holds no reference to a code object (code compiled again, as a reload
+ * does, would be kept for the life of the provider): Python keeps a weak reference to each one
+ * cached, whose callback forgets its entries (_forget_code) as the object is freed, before its
+ * address can be another object's. */
 typedef struct {
-    PyObject *code;               /* NULL: empty slot */
+    PyObject *code;               /* borrowed; NULL: empty slot */
     int lasti;
     int site;
 } cache_slot;
@@ -608,8 +612,7 @@ static void cache_put_slot(cache_slot *slots, Py_ssize_t cap, PyObject *code, in
     size_t mask = (size_t)cap - 1;
     size_t i = slot_hash(code, lasti) & mask;
     while (slots[i].code && !(slots[i].code == code && slots[i].lasti == lasti)) i = (i + 1) & mask;
-    if (!slots[i].code) slots[i].code = code;   /* takes the caller's reference */
-    else Py_DECREF(code);                       /* already present: keep the one we hold */
+    slots[i].code = code;
     slots[i].lasti = lasti;
     slots[i].site = site;
 }
@@ -627,17 +630,35 @@ static int cache_put(ProviderCore *self, PyObject *code, int lasti, int site) {
         self->cap = cap;
     }
     if (cache_find(self, code, lasti) < 0) self->used++;
-    Py_INCREF(code);
     cache_put_slot(self->slots, self->cap, code, lasti, site);
     return 0;
 }
 
+/* Every entry of `code` removed, in place (no allocation: it runs as the code object is freed):
+ * each emptied slot is filled again from the entries after it that probed past it. */
+static void cache_forget(ProviderCore *self, const void *code) {
+    size_t mask = (size_t)self->cap - 1;
+    for (Py_ssize_t at = 0; at < self->cap; at++) {
+        if (self->slots[at].code != code) continue;
+        size_t hole = (size_t)at;
+        for (size_t j = (hole + 1) & mask; self->slots[j].code; j = (j + 1) & mask) {
+            size_t home = slot_hash(self->slots[j].code, self->slots[j].lasti) & mask;
+            /* the entry at j stays if its home lies cyclically in (hole, j] */
+            int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+            if (stays) continue;
+            self->slots[hole] = self->slots[j];
+            hole = j;
+        }
+        self->slots[hole].code = NULL;
+        self->used--;
+        at--;                       /* the slot may hold another entry of `code` now */
+    }
+}
+
 static void cache_clear(ProviderCore *self) {
     cache_slot *slots = self->slots;
-    Py_ssize_t cap = self->cap;
     self->slots = NULL;
     self->cap = self->used = 0;
-    for (Py_ssize_t i = 0; i < cap; i++) Py_XDECREF(slots[i].code);
     PyMem_Free(slots);
 }
 
@@ -793,6 +814,13 @@ static PyObject *core_cache_site(PyObject *op, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
+static PyObject *core_forget_code(PyObject *op, PyObject *code_id) {
+    void *code = PyLong_AsVoidPtr(code_id);
+    if (!code && PyErr_Occurred()) return NULL;
+    cache_forget((ProviderCore *)op, code);
+    Py_RETURN_NONE;
+}
+
 static PyObject *core_clear_sites(PyObject *op, PyObject *unused) {
     (void)unused;
     cache_clear((ProviderCore *)op);
@@ -816,7 +844,7 @@ static int core_traverse(PyObject *op, visitproc visit, void *arg) {
 #else
     Py_VISIT(self->dict);
 #endif
-    for (Py_ssize_t i = 0; i < self->cap; i++) Py_VISIT(self->slots[i].code);
+    (void)self;
     return 0;
 }
 
@@ -859,6 +887,8 @@ static PyMethodDef core_methods[] = {
      "_set_core_state(handle, flags, level): the enable state the level methods test"},
     {"_cache_site", (PyCFunction)(void (*)(void))core_cache_site, METH_FASTCALL,
      "_cache_site(code, lasti, site_id): calls at this code object and offset write this site"},
+    {"_forget_code", core_forget_code, METH_O,
+     "_forget_code(id(code)): forget the sites cached for a code object being freed"},
     {"_clear_sites", core_clear_sites, METH_NOARGS, "_clear_sites(): forget the cached call sites"},
     {NULL, NULL, 0, NULL},
 };
