@@ -30,6 +30,7 @@ __all__ = [
     "GetTraceEnableLevel", "TraceMessage", "TraceMessageVa", "StartTrace", "ControlTrace",
     "EnableTrace", "EnableTraceEx2", "QueryAllTraces", "EnumerateTraceGuids",
     "EVENT_TRACE_PROPERTIES", "TRACE_GUID_PROPERTIES", "trace_packed", "control_callback_failures",
+    "update_trace",
 ]
 
 ControlCallback = Callable[[int, Any, Any], int]
@@ -554,17 +555,30 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
     error says in ``host_gone`` whether this call found the session's host process gone (killed,
     the session never stopped: ERROR_WMI_INSTANCE_NOT_FOUND) and cleaned up after it; False for
     a session that is not there (another STOP may have stopped it meanwhile)."""
+    return _control(handle, name, properties, control_code)[0]
+
+
+def update_trace(handle: int, name: str | None,
+                 properties: EVENT_TRACE_PROPERTIES) -> tuple[EVENT_TRACE_PROPERTIES, bool]:
+    """ControlTrace(UPDATE), and whether the session left its log file for the LogFileName
+    given (False when none is given, or the name leads to the file the session has open: it
+    goes on in it, named so from now on). Raises as ControlTrace does."""
+    return _control(handle, name, properties, lib.EVENT_TRACE_CONTROL_UPDATE)
+
+
+def _control(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTIES | None,
+             control_code: int) -> tuple[EVENT_TRACE_PROPERTIES, bool]:
     _in_range("handle", handle or 0, 64)
     _in_range("control_code", control_code, 32)
     if properties is None:
         properties = EVENT_TRACE_PROPERTIES()
     block, p = properties._to_c()
     raw = _encode_name(name) if name is not None else ffi.NULL
-    old_error = new_error = host_gone = 0
+    old_error = new_error = host_gone = file_switched = 0
     if control_code == lib.EVENT_TRACE_CONTROL_UPDATE:
-        errors = ffi.new("ULONG[2]")
-        rc = lib.wpptrace_update_trace(handle or 0, raw, p, errors, errors + 1)
-        old_error, new_error = int(errors[0]), int(errors[1])
+        out = ffi.new("ULONG[3]")
+        rc = lib.wpptrace_update_trace(handle or 0, raw, p, out, out + 1, out + 2)
+        old_error, new_error, file_switched = int(out[0]), int(out[1]), int(out[2])
     elif control_code == lib.EVENT_TRACE_CONTROL_STOP:
         gone = ffi.new("ULONG *")
         rc = lib.wpptrace_stop_trace(handle or 0, raw, p, gone)   # DISABLE callbacks
@@ -588,7 +602,7 @@ def ControlTrace(handle: int, name: str | None, properties: EVENT_TRACE_PROPERTI
         exc.new_file_error = Win32Error(new_error, "the new log file") if new_error else None
         exc.host_gone = bool(host_gone)
         raise
-    return properties
+    return properties, bool(file_switched)
 
 
 def EnableTrace(enable: bool, enable_flag: int, enable_level: int, control_guid: uuid.UUID,

@@ -129,15 +129,6 @@ def log_file_refusal(path: str, exc: Win32Error) -> str:
     return f"{path}: cannot use it as the log file ({exc.name}): {why}"
 
 
-def _replaces(own: str, path: str) -> bool:
-    """Whether switching from the log file ``own`` to ``path`` replaces an existing file: not
-    if there is none, nor if it is ``own`` by any name (an UPDATE to it is no switch)."""
-    try:
-        return os.path.isfile(path) and not (own and os.path.samefile(own, path))
-    except OSError:
-        return True
-
-
 def _session_writing(path: str) -> "tuple[str, str] | None":
     """The running session whose log file ``path`` is (by any name): its name and its file's
     name; None if none is, or the sessions cannot be listed now."""
@@ -636,12 +627,14 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
     if max_buffers is not None:
         props.MaximumBuffers = max_buffers
     old_logfile = new_logfile = props.LogFileName
-    replaced = False
+    existed = False
     if logfile is not None:
         props.LogFileName = new_logfile = check_logfile(logfile)
-        replaced = _replaces(old_logfile, new_logfile)
+        existed = os.path.isfile(new_logfile)
     try:
-        props = api.ControlTrace(0, name, props, lib.EVENT_TRACE_CONTROL_UPDATE)
+        # a file that existed is replaced only if the session switched to it: naming the
+        # session's own file (renamed, or by a link) is no switch
+        props, switched = api.update_trace(0, name, props)
     except Win32Error as exc:
         old_failed, new_failed = getattr(exc, "old_file_error", None), getattr(exc, "new_file_error", None)
         if new_failed is not None:
@@ -662,7 +655,7 @@ def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile:
         if exc.winerror in LOG_FILE_REFUSALS and logfile:
             raise SessionError(log_file_refusal(logfile, exc)) from None
         raise SessionError(_describe(exc, name)) from None
-    if replaced and replacing is not None:      # (a failed update replaced nothing)
+    if existed and switched and replacing is not None:      # (a failed update replaced nothing)
         replacing(new_logfile)
     return [f"session {name!r} updated: flush timer {props.FlushTimer}, maximum buffers "
             f"{props.MaximumBuffers}, log file {props.LogFileName or '(none)'}"]

@@ -683,7 +683,7 @@ typedef struct wpt_session {
     pthread_cond_t  flush_done;      /* wakes FLUSH/STOP/UPDATE callers */
     uint64_t flush_requests, flush_completed;
     int stop_requested, hold_flush;
-    int switch_pending;              /* UPDATE asked for a new log file: next_logfile */
+    int switch_pending;              /* UPDATE named a log file: WPT_SWITCH_* (next_logfile) */
     ULONG switch_old_error;          /* why the file left could not be completed */
     ULONG switch_new_error;          /* why the new one could not be started */
     char next_logfile[WPT_MAX_PATH];
@@ -736,8 +736,13 @@ ULONG wpt_session_stop_unsynced(wpt_session *s, int *sync_fd);
 /* wpt_logfile_sync_close, with the test hook wpptrace_debug_fail_file_flushes. */
 ULONG wpt_session_sync_close(int fd);
 ULONG wpt_session_flush(wpt_session *s);
-/* UPDATE LogFileName: what became of each file in *old_error and *new_error (see etw_session.c) */
-ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error);
+/* What an UPDATE naming a log file asks of the flusher (switch_pending). */
+#define WPT_SWITCH_FILE   1          /* finish the file, start next_logfile */
+#define WPT_SWITCH_RENAME 2          /* next_logfile is another name of the open file: keep it */
+/* UPDATE LogFileName: what became of each file in *old_error and *new_error, and *switched 1
+ * if a new file was started (or tried) (see etw_session.c) */
+ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error,
+                              uint32_t *switched);
 void  wpt_session_update_flush_timer(wpt_session *s, uint64_t interval_ms);
 ULONG wpt_session_grow_max(wpt_session *s, uint32_t max_buffers);
 void  wpt_session_hold(wpt_session *s, int hold);
@@ -765,8 +770,8 @@ ULONG wpt_logfile_close(wpt_session *s, int *sync_fd);
 ULONG wpt_logfile_sync_close(int fd);
 void  wpt_logfile_abandon(wpt_session *s);  /* drop the file without writing (forked copies) */
 int   wpt_logfile_fd(const wpt_session *s);
-/* Whether `path` (absolute) is the file the session writes, by any name: the same file is no
- * new file for an UPDATE (as on Windows), and its own lock would refuse it. */
+/* Whether `path` (absolute) leads now to the file the session has open, by any name: the same
+ * file is no new file for an UPDATE (as on Windows), and its own lock would refuse it. */
 int   wpt_logfile_is_current(const wpt_session *s, const char *path);
 
 /* ---- real-time sink (etw_realtime.c) ---- */
@@ -969,6 +974,9 @@ typedef struct {                /* QUERY/FLUSH/UPDATE/STOP replies: what Control
     /* UPDATE that switched to a new log file: why the one left could not be completed, why
      * the new one could not be started (0: it was; a reply of an older host has neither) */
     uint32_t old_file_error, new_file_error;
+    /* UPDATE: 1 if it started the log file named (or tried to), 0 if it named the session's open
+     * file (a reply of an older host has it 0) */
+    uint32_t file_switched;
 } wpt_wire_props;
 
 /* A session run by this process as ControlTrace reports it (etw_session.c). */

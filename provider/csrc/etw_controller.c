@@ -542,6 +542,7 @@ ULONG StartTraceW(PTRACEHANDLE handle, LPCWSTR name, EVENT_TRACE_PROPERTIES *p) 
 static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code, int wide,
                            wpt_wire_props *seen, int *sync_fd) {
     ULONG rc = ERROR_SUCCESS, old_file_error = ERROR_SUCCESS, new_file_error = ERROR_SUCCESS;
+    uint32_t switched = 0;
     switch (code) {
     case EVENT_TRACE_CONTROL_QUERY:
         break;
@@ -565,7 +566,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
             if (rc == ERROR_SUCCESS) rc = absolute_path(given, path, sizeof path);
             if (rc == ERROR_SUCCESS && path[0])
                 /* a new file from the next buffer on */
-                rc = wpt_session_switch_file(s, path, &old_file_error, &new_file_error);
+                rc = wpt_session_switch_file(s, path, &old_file_error, &new_file_error, &switched);
         }
         break;
     }
@@ -581,6 +582,7 @@ static ULONG control_local(wpt_session *s, EVENT_TRACE_PROPERTIES *p, ULONG code
     wpt_session_props(s, &w);
     w.old_file_error = old_file_error;
     w.new_file_error = new_file_error;
+    w.file_switched = switched;
     props_from_wire(&w, p, wide);
     if (seen) *seen = w;
     if (code == EVENT_TRACE_CONTROL_STOP) {
@@ -749,8 +751,8 @@ ULONG ControlTraceW(TRACEHANDLE h, LPCWSTR name, EVENT_TRACE_PROPERTIES *p, ULON
 }
 
 ULONG wpptrace_update_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *p, ULONG *old_file_error,
-                            ULONG *new_file_error) {
-    if (!old_file_error || !new_file_error) return ERROR_INVALID_PARAMETER;
+                            ULONG *new_file_error, ULONG *switched) {
+    if (!old_file_error || !new_file_error || !switched) return ERROR_INVALID_PARAMETER;
     wpt_wire_props w;
     memset(&w, 0, sizeof w);             /* no answer: no switch */
     int state = wpt_cancel_hold();
@@ -758,6 +760,7 @@ ULONG wpptrace_update_trace(TRACEHANDLE h, LPCSTR name, EVENT_TRACE_PROPERTIES *
     wpt_cancel_restore(state);
     *old_file_error = w.old_file_error;
     *new_file_error = w.new_file_error;
+    *switched = w.file_switched;
     return rc;
 }
 

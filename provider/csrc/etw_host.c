@@ -448,6 +448,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         memcpy(&u, payload, sizeof u);
         if (u.has_logfile && !memchr(u.logfile, 0, sizeof u.logfile)) break;
         ULONG rc = ERROR_SUCCESS, old_file_error = ERROR_SUCCESS, new_file_error = ERROR_SUCCESS;
+        uint32_t switched = 0;
         if (u.flush_timer != s->flush_timer_field) {
             s->flush_timer_field = u.flush_timer;
             wpt_session_update_flush_timer(s, wpt_flush_interval(u.flush_timer, s->log_file_mode));
@@ -455,11 +456,12 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         if (u.max_buffers > s->max_buffers) rc = wpt_session_grow_max(s, u.max_buffers);
         if (rc == ERROR_SUCCESS && u.has_logfile && u.logfile[0]) {
             if (u.logfile[0] != '/') rc = ERROR_BAD_PATHNAME;    /* the caller made it absolute */
-            else rc = wpt_session_switch_file(s, u.logfile, &old_file_error, &new_file_error);
+            else rc = wpt_session_switch_file(s, u.logfile, &old_file_error, &new_file_error, &switched);
         }
         wpt_session_props(s, &props);
         props.old_file_error = old_file_error;     /* which file failed, apart */
         props.new_file_error = new_file_error;
+        props.file_switched = switched;
         reply(c->fd, rc, &props, sizeof props, -1);
         return 0;
     }

@@ -567,10 +567,13 @@ int wpt_logfile_fd(const wpt_session *s) {
 }
 
 int wpt_logfile_is_current(const wpt_session *s, const char *path) {
-    if (s->logfile_name[0] && strcmp(path, s->logfile_name) == 0) return 1;
-    /* another name of the same file: a link on the way, '..', a second hard link */
+    /* with no file open, only the name can tell */
+    if (!s->logfile) return s->logfile_name[0] && strcmp(path, s->logfile_name) == 0;
+    /* the open file by any name (a link on the way, '..', a second hard link, its new name after
+     * a rename); another file put in its place under its name is another file (Windows holds
+     * the file against deletion, so there only its own file can be at its name) */
     struct stat open_file, named;
-    return s->logfile && fstat(s->logfile->fd, &open_file) == 0 && stat(path, &named) == 0
+    return fstat(s->logfile->fd, &open_file) == 0 && stat(path, &named) == 0
         && open_file.st_dev == named.st_dev && open_file.st_ino == named.st_ino;
 }
 

@@ -496,6 +496,14 @@ static void switch_logfile(wpt_session *s) {
     s->switch_new_error = rc;
 }
 
+/* UPDATE naming the open file by another name (it was renamed, or a link leads to it): the
+ * session goes on in it and says it by that name, in its properties and in the file's header
+ * (flusher thread: it alone rewrites the header, which holds the name). */
+static void rename_logfile(wpt_session *s) {
+    strcpy(s->logfile_name, s->next_logfile);
+    if (s->logfile) wpt_logfile_update_header(s, 0);
+}
+
 /* Flush everything retired now; a stream waiting for its next buffer is re-scanned shortly. */
 static uint32_t flush_pass(wpt_session *s) {
     uint32_t total = 0, n;
@@ -536,7 +544,8 @@ static void *flusher_main(void *arg) {
                 pthread_mutex_lock(&s->flush_lock);
                 s->switch_pending = 0;
                 pthread_mutex_unlock(&s->flush_lock);
-                switch_logfile(s);
+                if (switching == WPT_SWITCH_FILE) switch_logfile(s);
+                else rename_logfile(s);
             }
             if (timer_due) next_timer = now + (int64_t)interval;
             if (requests != s->flush_completed) {
@@ -600,20 +609,28 @@ ULONG wpt_session_flush(wpt_session *s) {
     return rc;
 }
 
-/* Switch to the log file `path`, unless it is the session's file already (by any name: no
- * switch then). *old_error: why the file left could not be completed, *new_error: why `path`
- * could not be started (the session writes no file then); both ERROR_SUCCESS if no switch was
- * made. Returns the one code ControlTrace says: the old file's error if it failed (the
+/* Switch to the log file `path`, unless `path` leads to the file the session has open (by
+ * any name: no switch then, the session names it `path` from now on). *old_error: why the file
+ * left could not be completed, *new_error: why `path` could not be started (the session writes
+ * no file then); both ERROR_SUCCESS if no switch was made. *switched: 1 if the file was left
+ * for `path`. Returns the one code ControlTrace says: the old file's error if it failed (the
  * properties name the new file, or none), else the new one's, else why the switch was refused
  * (the session goes on in its file). */
-ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error) {
+ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error, ULONG *new_error,
+                              uint32_t *switched) {
     *old_error = *new_error = ERROR_SUCCESS;
-    if (wpt_logfile_is_current(s, path)) return ERROR_SUCCESS;
-    ULONG rc = wpt_logfile_check_path(path);
-    if (rc != ERROR_SUCCESS) return rc;
+    *switched = 0;
+    int kind = WPT_SWITCH_FILE;
+    if (wpt_logfile_is_current(s, path)) {
+        if (strcmp(path, s->logfile_name) == 0) return ERROR_SUCCESS;
+        kind = WPT_SWITCH_RENAME;
+    } else {
+        ULONG rc = wpt_logfile_check_path(path);
+        if (rc != ERROR_SUCCESS) return rc;
+    }
     pthread_mutex_lock(&s->flush_lock);
     strcpy(s->next_logfile, path);
-    s->switch_pending = 1;
+    s->switch_pending = kind;
     s->switch_old_error = s->switch_new_error = ERROR_SUCCESS;
     uint64_t ticket = ++s->flush_requests;
     pthread_mutex_unlock(&s->flush_lock);
@@ -622,6 +639,7 @@ ULONG wpt_session_switch_file(wpt_session *s, const char *path, ULONG *old_error
     wait_ticket(s, ticket);
     *old_error = s->switch_old_error;
     *new_error = s->switch_new_error;
+    *switched = kind == WPT_SWITCH_FILE && !s->switch_pending;   /* (a STOP may come first) */
     pthread_mutex_unlock(&s->flush_lock);
     return *old_error != ERROR_SUCCESS ? *old_error : *new_error;
 }

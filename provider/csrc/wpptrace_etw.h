@@ -194,10 +194,12 @@ ULONG wpptrace_session_info(TRACEHANDLE TraceHandle, LPCSTR InstanceName, WPPTRA
  * LogFileName (its one code cannot say which file failed): *OldFileError why the file it left
  * could not be completed (that file is incomplete; the switch was made all the same),
  * *NewFileError why the new one could not be started (the session writes no file now; the
- * properties name none). Both ERROR_SUCCESS when no switch was made, or it went well. Returns
+ * properties name none). Both ERROR_SUCCESS when no switch was made, or it went well.
+ * *Switched 1 if the session left its file for the LogFileName given, 0 if no file was given
+ * or the name leads to the file the session has open (it goes on in it, by that name). Returns
  * what ControlTrace returns: the old file's error, else the new one's, else any other. */
 ULONG wpptrace_update_trace(TRACEHANDLE TraceHandle, LPCSTR InstanceName, EVENT_TRACE_PROPERTIES *Properties,
-                            ULONG *OldFileError, ULONG *NewFileError);
+                            ULONG *OldFileError, ULONG *NewFileError, ULONG *Switched);
 /* ControlTraceA(STOP), saying whether this call found the session's host process gone (killed:
  * the session was never stopped, its log file says so) and cleaned up after it: *HostGone 1,
  * and ERROR_WMI_INSTANCE_NOT_FOUND returned, as ControlTrace does. Else *HostGone 0: an

@@ -4,6 +4,7 @@ write sharing), and the running session's file stays whole; readers read it mean
 file is free again once the session closes it."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -12,6 +13,7 @@ import pytest
 
 import provider_etlcheck as etlcheck
 import wpptrace.provider as P
+from wpptrace.provider import api
 from wpptrace.provider.sessions import TraceSession
 from wpptrace.winerror import Win32Error
 
@@ -172,11 +174,14 @@ def test_an_update_naming_the_session_s_own_file_by_another_path_is_no_switch(tm
             sent += 1
             props = s.query()
             props.LogFileName = str(other)
-            assert P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE).LogFileName == str(path)
-            assert s.query().LogFileName == str(path)
+            props, switched = api.update_trace(s.handle, None, props)
+            assert (switched, props.LogFileName) == (False, str(other))     # named as last named
+            assert s.query().LogFileName == str(other)
         P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=7), 1, bytes([sent]))
-    assert s.final.LogFileName == str(path)
-    assert [m.args for m in etlcheck.time_order(etlcheck.read(path))] == [bytes([i]) for i in range(sent + 1)]
+    assert s.final.LogFileName == str(other)
+    read = etlcheck.read(path)
+    assert [m.args for m in etlcheck.time_order(read)] == [bytes([i]) for i in range(sent + 1)]
+    assert read.logfile_name == str(other)         # the header says it too
 
 
 def test_session_update_naming_the_session_s_own_file_by_another_path_keeps_it(tmp_path, session_name):
@@ -187,9 +192,64 @@ def test_session_update_naming_the_session_s_own_file_by_another_path_keeps_it(t
         for other in _other_names(tmp_path, path).values():
             res = _wpptrace("session", "update", session_name, "-f", str(other))
             assert (res.returncode, res.stderr) == (0, "")       # nothing replaced
-            assert f"log file {path}" in res.stdout
+            named = os.path.abspath(other)             # the command takes '..' off
+            assert f"log file {named}\n" in res.stdout
         query = _wpptrace("session", "query", session_name).stdout
     finally:
         stopped = _wpptrace("session", "stop", session_name)
-    assert str(path) in query and stopped.returncode == 0
+    assert f"{named}\n" in query and stopped.returncode == 0
+    assert etlcheck.read(path).header["EndTime"]
+
+
+def test_session_update_naming_the_session_s_renamed_file_keeps_it_and_names_it_so(tmp_path, session_name):
+    """The session's file renamed: an UPDATE naming it by its new name replaces nothing, and
+    the session says that name from then on (the old one leads nowhere)."""
+    path, renamed = tmp_path / "a.etl", tmp_path / "b.etl"
+    assert _wpptrace("session", "start", session_name, "-f", str(path)).returncode == 0
+    try:
+        path.rename(renamed)
+        res = _wpptrace("session", "update", session_name, "-f", str(renamed))
+        query = _wpptrace("session", "query", session_name).stdout
+    finally:
+        stopped = _wpptrace("session", "stop", session_name)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout.endswith(f"log file {renamed}\n")
+    assert f"Log Filename:           {renamed}\n" in query
+    assert stopped.returncode == 0 and stopped.stdout.startswith(f"session {session_name!r} stopped: {renamed}: ")
+    assert not path.exists() and etlcheck.read(renamed).header["EndTime"]
+
+
+@pytest.mark.parametrize("mode", [0, P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC],
+                         ids=["hosted", "private"])
+def test_an_update_naming_the_session_s_file_name_that_holds_another_file_switches_to_it(
+        tmp_path, session_name, mode):
+    """The session's file removed and another file put at its name: that is another file (the
+    identity of the open file decides, not the name), so an UPDATE naming it switches to it,
+    replacing it, and the session's messages from then on are there."""
+    path = tmp_path / "a.etl"
+    with TraceSession(session_name, path, LogFileMode=mode | P.EVENT_TRACE_USE_LOCAL_SEQUENCE) as s:
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=7), 1, b"\0")
+        path.unlink()
+        path.write_text("an unrelated file at that name\n")
+        props = s.query()
+        props.LogFileName = str(path)
+        assert P.ControlTrace(s.handle, None, props, P.EVENT_TRACE_CONTROL_UPDATE).LogFileName == str(path)
+        P.TraceMessage(s.handle, 0x2B, uuid.UUID(int=7), 1, b"\1")
+    assert s.final.LogFileName == str(path)
+    read = etlcheck.read(path)
+    assert read.header["EndTime"] and [m.args for m in read.messages] == [b"\1"]
+
+
+def test_session_update_naming_its_file_name_that_holds_another_file_replaces_it_and_says_so(
+        tmp_path, session_name):
+    path = tmp_path / "a.etl"
+    assert _wpptrace("session", "start", session_name, "-f", str(path)).returncode == 0
+    try:
+        path.unlink()
+        path.write_text("an unrelated file at that name\n")
+        res = _wpptrace("session", "update", session_name, "-f", str(path))
+    finally:
+        stopped = _wpptrace("session", "stop", session_name)
+    assert (res.returncode, res.stderr) == (0, f"wpptrace session update: replacing existing {path}\n")
+    assert stopped.returncode == 0 and stopped.stdout.startswith(f"session {session_name!r} stopped: {path}: ")
     assert etlcheck.read(path).header["EndTime"]

@@ -1051,12 +1051,17 @@ def test_session_update_asks_the_session_once(tmp_path, session_name, monkeypatc
     session_cli.start(session_name, str(tmp_path / "first.etl"))
     try:
         asked = []
-        control = api.ControlTrace
+        control, update_trace = api.ControlTrace, api.update_trace
 
         def counted(handle, name, props, code):
             asked.append(code)
             return control(handle, name, props, code)
+
+        def counted_update(handle, name, props):
+            asked.append(lib.EVENT_TRACE_CONTROL_UPDATE)
+            return update_trace(handle, name, props)
         monkeypatch.setattr(api, "ControlTrace", counted)
+        monkeypatch.setattr(api, "update_trace", counted_update)
         earlier = tmp_path / "earlier.etl"
         earlier.write_bytes(b"an earlier trace")
         update = argparse.Namespace(session_command="update", name=session_name, flush_timer=None,
