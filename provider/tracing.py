@@ -25,7 +25,7 @@ registered ...) is made all the same, a
 provider no session can enable: its calls do nothing, :meth:`Provider.stats` says why in
 ``registration_error``, and a :class:`TraceWarning` reports it once (strict: it raises).
 A trace call that cannot be written as its message (a value
-that does not fit its type, a wrong argument count, a call site whose source is gone and that no
+that does not fit its type or whose conversion recurses without end, a wrong argument count, a call site whose source is gone and that no
 site registry lists) is dropped; the drops are counted per call site (:meth:`Provider.stats`)
 and the first one of each site is reported with a :class:`TraceWarning`. With ``strict=True``
 (or the environment variable ``WPPTRACE_STRICT=1``) the call raises instead, naming the call

@@ -13,10 +13,11 @@ from __future__ import annotations
 import _signal  # signal's own functions without its enum wrapping (50x faster per call)
 import inspect
 import os
+import sys
 import threading
 from typing import Any
 
-__all__ = ["passes_on", "raised_by_signal_handler"]
+__all__ = ["passes_on", "no_room", "call_depth", "raised_by_signal_handler"]
 
 _SIGNALS = tuple(sorted(_signal.valid_signals()))
 #: The provider's files, and the file name of the level methods and packers it makes at run time.
@@ -62,9 +63,29 @@ def raised_by_signal_handler(exc: BaseException) -> bool:
     return False
 
 
+def call_depth() -> int:
+    """The frames on the calling thread's stack (walked only on a failure path)."""
+    frame, depth = sys._getframe(1), 1
+    while frame.f_back is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def no_room(exc: BaseException) -> bool:
+    """Did ``exc`` come of no memory or stack left for the call? A MemoryError does; a
+    RecursionError only where the call came deep (more than a quarter of the recursion limit
+    used where it was caught). Caught shallower, the recursion was a value's own: a ``__str__``
+    that names itself, a structure nested without end. That is the call's fault, as any value
+    that does not convert (dropped and reported, raised when strict), or every such call would
+    be lost without a word."""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RecursionError) and 4 * call_depth() > sys.getrecursionlimit()
+
+
 def passes_on(exc: BaseException) -> bool:
     """Must ``exc``, caught in the provider's code, go on instead of being dropped there? So
     it is for no memory or stack left (not the call's fault: the level method counts the call
-    lost, and nothing is concluded about its site) and for what the application's signal
-    handler raised meanwhile (the application's own)."""
-    return isinstance(exc, (MemoryError, RecursionError)) or raised_by_signal_handler(exc)
+    lost, and nothing is concluded about its site; see no_room) and for what the application's
+    signal handler raised meanwhile (the application's own)."""
+    return no_room(exc) or raised_by_signal_handler(exc)

@@ -37,7 +37,7 @@ import threading
 import tokenize
 from typing import Any, Iterable
 
-from .tracing_interrupts import passes_on
+from .tracing_interrupts import call_depth, passes_on
 from .tracing_sites import (FIRST_MESSAGE_NUMBER, CallSite, LoggingSite, ScanError, ScanResult, nested_too_deeply,
                             read_source, recompiling, relative_source_path, scan_logging_calls, scan_source)
 
@@ -352,14 +352,6 @@ def _check_stack(f: _File, what: str) -> None:
                             f"a larger threading.stack_size, or a site registry, avoids it)")
 
 
-def _call_depth() -> int:
-    """The frames on the calling thread's stack (walked only after a scan ran out of room)."""
-    frame, depth = sys._getframe(1), 1
-    while frame.f_back is not None:
-        frame, depth = frame.f_back, depth + 1
-    return depth
-
-
 def _kept(exc: ScanError) -> ScanError:
     """A copy of a scan failure to keep for its file: its message and position only, none of the
     traceback, context or frames of the call that found it (they would hold the application's
@@ -379,13 +371,13 @@ def _scanned(scan: Any, f: _File, room: str) -> Any:
     wait with the provider's locks held on what runs in that thread (gc callbacks, audit and
     trace hooks, logging), and would get the application's thread stack size."""
     failed_at = getattr(f, room)
-    if failed_at is not None and _call_depth() >= failed_at:
+    if failed_at is not None and call_depth() >= failed_at:
         raise RecursionError(f"{f.path}: a call this deep has no room to scan its source")
     _check_stack(f, "scanning")
     try:
         return scan(f.text, f.path)
     except RecursionError:
-        depth = _call_depth()
+        depth = call_depth()
         if 4 * depth > sys.getrecursionlimit():
             setattr(f, room, depth if failed_at is None else min(failed_at, depth))
             raise
@@ -397,13 +389,13 @@ def _tree_of(f: _File) -> dict[tuple, list]:
     """The code objects of ``f``'s text, compiled on the calling thread. A call too deep to
     compile it is lost (the RecursionError goes on) and its depth kept in ``f.tree_room``, as
     for a scan: a call as deep or deeper is lost without compiling again."""
-    if f.tree_room is not None and _call_depth() >= f.tree_room:
+    if f.tree_room is not None and call_depth() >= f.tree_room:
         raise RecursionError(f"{f.path}: a call this deep has no room to compile its source")
     _check_stack(f, "compiling")
     try:
         return _code_tree(f.text or "", f.path, f.asserts_rewritten)
     except RecursionError:
-        depth = _call_depth()
+        depth = call_depth()
         f.tree_room = depth if f.tree_room is None else min(f.tree_room, depth)
         raise
 

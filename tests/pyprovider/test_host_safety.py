@@ -303,7 +303,9 @@ def test_a_flag_or_level_that_is_no_int_is_dropped_whatever_its_operators_do(tmp
 
 
 class _NoRoomAnd:
-    """A flag or level whose ``&`` finds no memory (or no stack) left."""
+    """A flag or level whose ``&`` finds no memory (or no stack) left. A RecursionError is no
+    room only for a call made deep in the stack (see _deep): caught shallow, it is the value's
+    own recursion, a value that does not convert."""
 
     def __init__(self, error: type[Exception]):
         self.error = error
@@ -312,6 +314,13 @@ class _NoRoomAnd:
         raise self.error("no room")
 
     __rand__ = __and__
+
+
+def _deep(call):
+    """``call()`` made with half the recursion limit's frames below it."""
+    def down(n):
+        return call() if n <= 0 else down(n - 1)
+    return down(sys.getrecursionlimit() // 2)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -333,8 +342,7 @@ def test_no_room_in_a_flags_or_levels_and_is_no_lost_call_when_disabled(tmp_path
     enable(app.trace, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TraceWarning)
-        app.flag(bad)
-        app.level(bad)
+        _deep(lambda: (app.flag(bad), app.level(bad)))
     stats = app.trace.stats()
     assert (stats.events_dropped, stats.calls_dropped) == ((2, 0) if path == "python" else (0, 2))
 
@@ -356,7 +364,7 @@ def test_no_room_in_a_flags_and_is_no_lost_call_at_a_level_not_enabled(tmp_path,
     assert (stats.events_dropped, stats.calls_dropped) == (0, 0)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        app.trace.log(3, bad, "value %d", 5)          # an enabled level: lost and counted
+        _deep(lambda: app.trace.log(3, bad, "value %d", 5))   # an enabled level: lost and counted
     stats = app.trace.stats()
     assert (stats.events_dropped, stats.calls_dropped) == ((1, 0) if path == "python" else (0, 1))
     assert [str(w.message).split(": ", 1)[1][:18] for w in said] == (
