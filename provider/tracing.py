@@ -374,11 +374,18 @@ class _ProviderMethods:
     def _after_fork(self) -> None:
         """In a forked child: new locks. Only the forking thread lives on there, so a lock that
         another thread held at the fork (publishing a call site) would never be released; what
-        other threads were resolving was not published, and the child resolves it itself."""
+        other threads were resolving was not published, and the child resolves it itself. The
+        counts start at zero (the C methods' too): the child's stats() say what the child lost,
+        and the processes' counts add up (the parent's drops stay the parent's). A site reported
+        once is not reported again."""
         self._lock = threading.RLock()
         self._state_lock = threading.RLock()
         self._registration_lock = threading.RLock()
         self._sources.after_fork()
+        self._drops = {}
+        self.calls_dropped = 0
+        self.events_dropped = 0
+        self.last_error = 0
 
     # -- flags and enable state -------------------------------------------------------------
     def flag(self, name: str) -> TraceFlag:

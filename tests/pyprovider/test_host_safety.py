@@ -1602,3 +1602,41 @@ def test_a_call_after_its_session_stopped_before_the_disable_arrived_is_counted(
     app.go(2)
     stats = app.trace.stats()
     assert (stats.events_dropped, stats.last_error, stats.calls_dropped) == (2, 6, 0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_forked_childs_counts_start_at_zero(tmp_path, path):
+    """The parent dropped calls (a flag that is no int) and had events refused (the Python
+    methods' writer refuses them; the C ones write to a handle no session has), then forks: the
+    child's stats() count the child's calls only. It reported the parent's, so that adding up
+    the processes' counts counted each drop twice."""
+    app = make_app(tmp_path, APP + '''
+def bad():
+    trace.info("not a flag", "value %d", 1)
+''')
+    trace = app.trace
+    if path == "python":
+        trace._use_writer(lambda *_args: 8)
+    trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        for i in range(5):
+            app.go(i)
+            app.bad()
+    before = trace.stats()
+    assert before.events_dropped == 5 and before.calls_dropped == 5 and before.last_error != 0
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            s = trace.stats()
+            os.write(write, repr((s.calls_dropped, s.events_dropped, s.last_error, s.sites)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert wait_child(pid, "reading its counts") == 0
+    with os.fdopen(read) as f:
+        got = f.read()
+    assert got == repr((0, 0, 0, ()))
+    assert trace.stats() == before                   # the parent's stay the parent's
