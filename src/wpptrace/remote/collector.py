@@ -916,6 +916,12 @@ class Collector:
             full=f"{_SOURCE_LINES_SAID} lines about sources said in {_REFUSALS_SAID_EVERY:g} "
                  f"s: more go to the debug level until that time is over, counted")
         self._total_full_said = Sayer(log, 1)
+        # files that may be incomplete (their source's summary): an error each within a bound
+        # of their own (other lines never use it up), those past it counted and the first of
+        # them named, in an error as each period ends and after the closes at the stop
+        self._incomplete_said = Sayer(log, _SOURCE_LINES_SAID)
+        self._incomplete_unsaid = 0
+        self._incomplete_named: list[str] = []
         self._handlers: set[asyncio.Task] = set()      # connection handlers started
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server: Optional[asyncio.AbstractServer] = None
@@ -1108,6 +1114,7 @@ class Collector:
         self._say_counted("since they were last said", stopping=True)
         if self._closing:
             await asyncio.wait(list(self._closing))
+            self._say_incomplete("since they were last said")     # (files the stop closed)
 
     async def _expire(self) -> None:
         """Close the files of sources whose relay did not come back in time."""
@@ -1334,9 +1341,13 @@ class Collector:
             if disk is not None and disk._abandoned is not None:
                 with disk._lock:        # (decided before the give-up, or 0 from then on)
                     may_say = bool(disk.closing_with)
-            self._source_lines.say(logging.ERROR, "%s: %s may be incomplete: %s%s", summary,
-                                   s.path, s.file_error,
-                                   "" if s.stopped else _NOT_STOPPED[may_say])
+            if not self._incomplete_said.say(logging.ERROR, "%s: %s may be incomplete: %s%s",
+                                             summary, s.path, s.file_error,
+                                             "" if s.stopped else _NOT_STOPPED[may_say]):
+                with self._lock:
+                    self._incomplete_unsaid += 1
+                    if len(self._incomplete_named) < _INCOMPLETE_NAMED:
+                        self._incomplete_named.append(str(s.path))
         else:
             self._source_lines.say(logging.INFO, "%s%s%s", summary,
                                    f": {s.path}" if s.path else "",
@@ -1577,6 +1588,7 @@ class Collector:
         if unsaid:
             log.warning("%d more lines about sources went to the debug level %s", unsaid,
                         within)
+        self._say_incomplete(within)
         full = sum(self._total_full_said.counted().values())
         if stopping:
             if self.total_full > 1:
@@ -1586,6 +1598,17 @@ class Collector:
         elif full:
             log.warning("%d more sources refused because the files of this collector reached "
                         "the total it allows (%d bytes) %s", full, self.max_total_size, within)
+
+    def _say_incomplete(self, within: str) -> None:
+        """Say how many files that may be incomplete were said only at the debug level
+        (``within``: the time they came in, in words), and the first of them; a new period."""
+        self._incomplete_said.counted()
+        with self._lock:
+            unsaid, named = self._incomplete_unsaid, self._incomplete_named
+            self._incomplete_unsaid, self._incomplete_named = 0, []
+        if unsaid:
+            log.error("%d more files may be incomplete %s (first: %s%s)", unsaid, within,
+                      ", ".join(named), ", ..." if unsaid > len(named) else "")
 
     async def _say_counted_every_period(self) -> None:
         while True:
@@ -2026,6 +2049,8 @@ _PAST_KINDS = (_PAST_MAX, _PAST_PER_ADDRESS, _PAST_PER_NETWORK)
 _REFUSALS_SAID_EVERY = 60.0
 #: lines about sources said at their level in each _REFUSALS_SAID_EVERY s
 _SOURCE_LINES_SAID = 200
+#: files named in the error that counts files that may be incomplete past the bound
+_INCOMPLETE_NAMED = 5
 #: how long a connection told an ERROR is read for the relay's close (see _tell_and_close)
 _TELL_WAIT = 1.0
 #: connections told an ERROR before they were handled (refused past the connection limits,

@@ -27,7 +27,9 @@ class Sayer:
         self._unsaid: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()   # (the collector's files' writers say lines too)
 
-    def say(self, level: int, msg: str, *args, kind: str = "") -> None:
+    def say(self, level: int, msg: str, *args, kind: str = "") -> bool:
+        """Say the line at ``level`` if the period's bound of its kind allows, else at the debug
+        level, counted; True if it was said at ``level``."""
         with self._lock:                # (decided under it, logged outside it)
             said = self._said[kind] < self._first
             if said:
@@ -37,10 +39,11 @@ class Sayer:
                 self._unsaid[kind] += 1
         if not said:
             self._log.debug(msg, *args)
-            return
+            return False
         self._log.log(level, msg, *args)
         if full and self._full is not None:
             self._log.warning("%s", self._full)
+        return True
 
     def counted(self) -> collections.Counter[str]:
         """The lines sent to the debug level in the period now ended, by kind (empty if
