@@ -181,8 +181,13 @@ def _write_logging(args: argparse.Namespace, info: ProviderInfo, sources: list[s
     from .tracing import Provider
 
     provider = Provider(info.name, info.guid, flags=info.flags, root=info.root, register=False)
-    # ("A|B": a handler enabled by either flag)
-    flag = sum(int(provider.flag(name)) for name in flag_name.split("|")) if flag_name else None
+    # ("A|B": a handler enabled by either flag; bits joined as the handler joins them, so a
+    # name given twice is that one flag)
+    flag = None
+    if flag_name:
+        flag = 0
+        for name in flag_name.split("|"):
+            flag |= int(provider.flag(name))
     handler = WppHandler(provider=provider, flag=flag)
     paths = handler.write_tmf(args.output, sources=tuple(sources), when=when)
     return [pathlib.Path(p) for p in paths if p.endswith(".tmf")]

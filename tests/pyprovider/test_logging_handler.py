@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import re
 import sys
 import uuid
 
@@ -382,6 +383,14 @@ def test_a_combined_flag_is_written_as_its_names_joined_as_a_provider_call_write
     written = "".join(p.read_text() for p in (tmp_path / "tmf").glob("*.tmf"))
     assert "took %10!I64d! ms" in written and "FLAGS=A|C FUNC=<module>" in written
     assert written.count("FLAGS=A|C FUNC=WppHandler.emit") == 5 and "FLAGS=A FUNC" not in written
+    # a name given twice is that one flag, as the handler sees it (bits joined, not added)
+    source.write_text(source.read_text().replace("trace.flags.A | trace.flags.C",
+                                                 "trace.flags.A | trace.flags.A"))
+    for out, extra, name in (("twice", [], "A"), ("option", ["--logging-flag", "C|C"], "C")):
+        assert main(["tmf", "gen", str(source), "-o", str(tmp_path / out), "--no-registry", *extra]) == 0
+        written = "".join(p.read_text() for p in (tmp_path / out).glob("*.tmf"))
+        assert written.count(f"FLAGS={name} FUNC=WppHandler.emit") == 5, out
+        assert set(re.findall(r"FLAGS=(\S+)", written)) == {name}, out
 
 
 def test_an_int_flag_is_made_of_the_providers_declared_bits_and_a_bool_is_refused() -> None:
