@@ -751,9 +751,10 @@ class CaptureFactory:
                 cap._keep_quietly()
 
     def discard(self) -> None:
-        """Remove the files of every finished capture not kept."""
+        """Remove the files of every capture not kept and not running (a capture whose start
+        failed made its folder and file too)."""
         for cap in self.captures:
-            if cap.finished and not cap.kept:
+            if not cap.kept and not cap.running:
                 cap.discard()
 
 

@@ -326,6 +326,28 @@ def test_a_capture_that_cannot_be_moved_is_kept_where_it_is(tmp_path, monkeypatc
     shutil.rmtree(first)
 
 
+def test_a_capture_whose_start_failed_leaves_no_folder_once_a_passing_test_is_discarded(
+        tmp_path, monkeypatch) -> None:
+    """A start that fails (a test expecting it passes) made the capture's running folder and
+    the session's file: the discard after a passing test removes them, as for any capture not
+    kept, not only the finished ones."""
+    from wpptrace.provider import sessions
+    from wpptrace.testing import CaptureFactory
+
+    def refused(self, *args, **kwargs):
+        raise OSError("enable refused")
+    monkeypatch.setattr(sessions.TraceSession, "enable", refused)
+    factory = CaptureFactory("tests/x.py::test_start_fails", keep_dir=tmp_path)
+    cap = factory(trace)
+    with pytest.raises(OSError, match="enable refused"):
+        cap.start()
+    assert os.listdir(tmp_path) == [f"{factory.name}~running"]      # (what discard removes)
+    factory.finish(failed=False, discard=False)         # as the pytest plugin does, then
+    factory.discard()
+    assert os.listdir(tmp_path) == []
+    assert not cap.running and not _session_exists(cap.session_name)
+
+
 def test_finishing_a_test_finishes_every_capture_then_raises_the_first_failure(tmp_path) -> None:
     from wpptrace.testing import CaptureFactory
 
