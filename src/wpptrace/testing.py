@@ -60,6 +60,7 @@ whole 64 KB buffer), and a killed process's file may lack the last buffer's mess
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import glob
 import hashlib
@@ -961,11 +962,19 @@ def _dead_run(path: str) -> bool:
     return os.listdir(path) == ["trace.etl"] and not _held(os.path.join(path, "trace.etl"))
 
 
+class _Flock(ctypes.Structure):
+    """struct flock as the running ABI lays it out (ctypes pads as the C compiler does); the
+    F_OFD_* commands take 64-bit offsets on every Linux ABI."""
+
+    _fields_ = [("l_type", ctypes.c_short), ("l_whence", ctypes.c_short),
+                ("l_start", ctypes.c_int64), ("l_len", ctypes.c_int64), ("l_pid", ctypes.c_int)]
+
+
 def _held(etl: str) -> bool:
     """Whether a session holds ``etl`` (the write lock of an open file description a session
-    takes on its log file); also when that cannot be told. A read lock asked on a file
-    description of our own conflicts with it (and with nothing else here); it goes with the
-    descriptor."""
+    takes on its log file); also when that cannot be told. Asked with F_OFD_GETLK, which takes
+    no lock: a lock taken to probe, however briefly, would refuse a session starting on the
+    file meanwhile."""
     import fcntl
 
     try:
@@ -973,9 +982,10 @@ def _held(etl: str) -> bool:
     except OSError:
         return True
     try:
-        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except OSError:
+        asked = _Flock(l_type=fcntl.F_RDLCK, l_whence=os.SEEK_SET)   # whole file; l_pid 0
+        found = _Flock.from_buffer_copy(fcntl.fcntl(fd, fcntl.F_OFD_GETLK, bytes(asked)))
+        return found.l_type != fcntl.F_UNLCK
+    except (OSError, AttributeError):       # (no F_OFD_GETLK here: cannot be told)
         return True
     finally:
         os.close(fd)

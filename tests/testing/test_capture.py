@@ -164,6 +164,30 @@ def test_a_running_capture_s_folder_is_never_taken_for_a_dead_run_s(tmp_path) ->
     assert one.texts == ["read 1 bytes from first"] and two.texts == ["second 2"]
 
 
+def test_asking_whether_a_dead_run_s_file_is_held_takes_no_lock_on_it(tmp_path, monkeypatch) -> None:
+    """The probe only asks: a lock it took, however briefly, would make a session starting on
+    that file meanwhile find it locked (ERROR_SHARING_VIOLATION). It tells a file a session
+    holds, and one no lock is on."""
+    from wpptrace import testing
+
+    etl = tmp_path / "trace.etl"
+    etl.write_bytes(b"")
+    inode = f":{os.stat(etl).st_ino} "
+    locks_seen: list[list[str]] = []
+    close = os.close
+
+    def closing(fd: int) -> None:       # what locks are on the file as the probe ends
+        with open("/proc/locks") as table:
+            locks_seen.append([line for line in table if inode in line])
+        close(fd)
+    monkeypatch.setattr(testing.os, "close", closing)
+    assert testing._held(str(etl)) is False
+    monkeypatch.undo()
+    assert locks_seen == [[]]
+    with capture(trace, keep_dir=tmp_path / "kept") as cap:
+        assert testing._held(cap.etl_path) is True
+
+
 def test_the_session_runs_only_inside_the_block() -> None:
     with capture(trace) as cap:
         assert _session_exists(cap.session_name) and trace.enabled(IO)
