@@ -630,15 +630,8 @@ def test_a_message_that_does_not_match_many_conversions_is_refused_in_one_pass()
     assert not _Shape(" ".join(["%s"] * 12) + "!").match(" " * 60)
 
 
-TAKER = """
-import sys, uuid
-from wpptrace.testing import capture
-cap = capture(uuid.UUID(sys.argv[1]))
-cap.start()
-print(cap.session_name, flush=True)
-sys.stdin.readline()
-cap.stop()
-"""
+#: a script: another process's capture of a control GUID, until a line comes on its stdin
+TAKER = str(HERE / "capture_taker.py")
 
 
 def test_a_control_guid_taken_over_by_another_process_s_capture_is_said() -> None:
@@ -649,7 +642,7 @@ def test_a_control_guid_taken_over_by_another_process_s_capture_is_said() -> Non
     with pytest.warns(Warning) as warned:
         with capture(str(shared.guid)) as cap:
             shared.info(shared.flags.ALL, "before %d", 1)
-            taker = subprocess.Popen([sys.executable, "-c", TAKER, str(shared.guid)], text=True,
+            taker = subprocess.Popen([sys.executable, TAKER, str(shared.guid)], text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             other = taker.stdout.readline().strip()
             shared.info(shared.flags.ALL, "after %d", 2)      # the other session's now
@@ -695,7 +688,7 @@ def test_a_takeover_warning_turned_into_an_error_comes_once_the_capture_is_done(
         with capture(str(shared.guid), tmf=str(tmp_path)) as cap:
             shared.info(shared.flags.ALL, "before %d", 1)
             shared.write_tmf(str(tmp_path))
-            takers.append(subprocess.Popen([sys.executable, "-c", TAKER, str(shared.guid)], text=True,
+            takers.append(subprocess.Popen([sys.executable, TAKER, str(shared.guid)], text=True,
                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE))
             takers[-1].stdout.readline()
             finished.append(cap)
@@ -736,7 +729,7 @@ def _taken_by_other_processes(guids: list) -> list:
 
     takers = []
     for guid in guids:
-        takers.append(subprocess.Popen([sys.executable, "-c", TAKER, str(guid)], text=True,
+        takers.append(subprocess.Popen([sys.executable, TAKER, str(guid)], text=True,
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE))
         takers[-1].stdout.readline()
     return takers

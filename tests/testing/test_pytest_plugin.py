@@ -515,35 +515,27 @@ def test_a_second_killed_run_replaces_the_first_one_s_running_folder(tmp_path_fa
         assert decoded == [f"read {n} bytes from run {n}"]
 
 
-LEFT_RUNNING = '''
+LEFT_RUNNING = f'''
 import subprocess
 import sys
 
 from wpptrace.provider.tracing import Provider
 
 shared = Provider("LeftRunning", flags=("ALL",))
-TAKER = """
-import sys, uuid
-from wpptrace.testing import capture
-cap = capture(uuid.UUID(sys.argv[1]))
-cap.start()
-print(cap.session_name, flush=True)
-sys.stdin.readline()
-cap.stop()
-"""
+TAKER = {str(REPO / "tests" / "testing" / "capture_taker.py")!r}
 takers = []
 
 
 def test_left(wpp_capture):
     wpp_capture(str(shared.guid)).start()
-    takers.append(subprocess.Popen([sys.executable, "-c", TAKER, str(shared.guid)], text=True,
+    takers.append(subprocess.Popen([sys.executable, TAKER, str(shared.guid)], text=True,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE))
     takers[-1].stdout.readline()
 
 
 def test_after():
     for taker in takers:
-        taker.communicate("stop\\\\n", timeout=60)
+        taker.communicate("stop\\n", timeout=60)
 '''
 
 
