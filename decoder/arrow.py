@@ -40,7 +40,6 @@ from wpptrace._cliutil import reason, utf8_text
 
 from ._hazmat import COLUMNS, ColumnBuffers, constants, sizeof
 from .messages import DecodingRun, _paths, load_tmf, trace_level
-from .output import name_value
 from .records import kernel_provider
 from .wpp_rows import NO_TIME, ROW_FIELDS, ROW_FORMAT, ROW_SIZE
 
@@ -574,7 +573,7 @@ def _entry_values(entry) -> tuple:
     line = markers.get("LINE", "")
     level = trace_level(markers.get("LEVEL"))
     return ("unknown" if entry.unknown is not None else "ok", str(entry.guid), entry.component,
-            name_value(entry.name), markers.get("FUNC", ""), markers.get("FILE", ""),
+            entry.name, markers.get("FUNC", ""), markers.get("FILE", ""),
             int(line) if str(line).isdigit() and int(line) < (1 << 31) else None,
             level if level is not None and 0 <= level < 256 else None,
             markers.get("LEVEL", ""), markers.get("FLAGS", ""))
@@ -584,7 +583,7 @@ def _message_values(m) -> tuple:
     """The per-message columns of a message Python decoded (``WppMessage``)."""
     line = m.source_line
     level = trace_level(m.level)
-    return (m.status, str(m.guid) if m.guid is not None else None, m.component, name_value(m.name),
+    return (m.status, str(m.guid) if m.guid is not None else None, m.component, m.name,
             m.function, m.source_file,
             int(line) if str(line).isdigit() and int(line) < (1 << 31) else None,
             level if level is not None and 0 <= level < 256 else None, m.level, m.flags)

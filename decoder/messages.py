@@ -14,7 +14,6 @@ import os
 from wpptrace._fieldclass import fieldclass
 
 from ._hazmat import constants
-from .output import name_value
 from .timestamps import filetime_to_datetime
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
@@ -128,8 +127,8 @@ class DecodedMessage:
     function = property(lambda self: self._m.function, doc="the TMF's FUNC= text")
     file = property(lambda self: self._m.source_file, doc="the source file the TMF names")
     component = property(lambda self: self._m.component, doc="the component (prefix %1)")
-    name = property(lambda self: name_value(self._m.name),
-                    doc="the message name (prefix %2, without an unknown message's padding)")
+    name = property(lambda self: self._m.name,
+                    doc="the message name (prefix %2; a message without a format: its number)")
     filetime = property(lambda self: self._m.filetime, doc="the FILETIME of the record")
     pid = property(lambda self: self._m.process_id, doc="the process id")
     tid = property(lambda self: self._m.thread_id, doc="the thread id")

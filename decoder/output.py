@@ -208,13 +208,6 @@ def _json_value(value):
     return str(value)
 
 
-def name_value(name: str) -> str:
-    """A message's name (prefix %2) as a value (JSON's ``name``, the Arrow column,
-    ``DecodedMessage.name``): a message without a format is named by tracefmt's ``%3d`` of its
-    number (``( 99)`` in its line), padding that is layout, not the name."""
-    return name.lstrip(" ")
-
-
 class JsonRows:
     """JSON Lines, as UTF-8: one object per message with its facts and its arguments as typed
     values. Keys, in order: timestamp (ISO 8601 UTC, 100 ns; null without a time, or after year
@@ -236,7 +229,7 @@ class JsonRows:
              markers: dict) -> bytes:
         """The keys from ``guid`` (its text, or None) to ``flags``."""
         return _utf8("," + self._dumps(dict(zip(_JSON_HEAD_KEYS, (
-            guid, number, status, component, name_value(name),
+            guid, number, status, component, name,
             markers.get("FILE", ""), markers.get("LINE", ""), markers.get("FUNC", ""),
             markers.get("LEVEL", ""), markers.get("FLAGS", "")))))[1:-1])
 

@@ -26,7 +26,6 @@ from typing import Any, Callable, Sequence
 
 from ._hazmat import ETL, ROW, row_values
 from .messages import Args, DecodedMessage
-from .output import name_value
 from .wpp import HEADER, OK, UNKNOWN
 from .wpp_rows import NO_TIME, ROW_FORMAT, ROW_INDEX, ROW_SIZE
 
@@ -240,8 +239,8 @@ class RowMessage(DecodedMessage):
                     doc="the source file the TMF names")
     _source_line = property(lambda self: self._entry.markers.get("LINE", ""))
     component = property(lambda self: self._entry.component, doc="the component (prefix %1)")
-    name = property(lambda self: name_value(self._entry.name),
-                    doc="the message name (prefix %2, without an unknown message's padding)")
+    name = property(lambda self: self._entry.name,
+                    doc="the message name (prefix %2; a message without a format: its number)")
     pid = property(lambda self: self._fields()[_PID], doc="the process id")
     tid = property(lambda self: self._fields()[_TID], doc="the thread id")
     cpu = property(lambda self: self._fields()[_CPU], doc="the processor number")

@@ -84,9 +84,16 @@ FORMAT_ERROR = "format-error"
 HEADER = "header"
 
 
+def unknown_type(number: int) -> str:
+    """tracefmt's %2 of a message without a format: the ``%3d`` of its number, as its Unknown
+    line and CSV's MessageName column print it. The padding is layout: the message's name as a
+    value (``_Entry.name``: JSON, Arrow, the API, the summary) is the number alone."""
+    return "%3d" % number
+
+
 def unknown_line(component: str, number: int, guid: uuid.UUID | str) -> str:
     """tracefmt's line for a message without format information (docs/tmf-format.md §6.2)."""
-    return "%s(%3d): GUID=%s (No Format Information found)." % (component, number, guid)
+    return "%s(%s): GUID=%s (No Format Information found)." % (component, unknown_type(number), guid)
 
 
 def _format_error_line(entry: "_Entry", detail: str) -> str:
@@ -346,7 +353,7 @@ class _Entry:
         self.number = number
         self.prefix = None
         self.component = "Unknown"
-        self.name = "%3d" % number
+        self.name = str(number)  # a message without a format is named by its number
         self.has_prefix = False
         self.count = 0
         self.unknown = None  # the Unknown line when there is no format
@@ -1900,7 +1907,7 @@ class WppDecoder:
         for guid_le in set(guids).difference(known):
             known[guid_le] = _guid_text(guid_le)
         texts = list(map(known.__getitem__, guids))
-        components, names = list(map(_COMPONENT, made)), list(map(str.strip, map(_NAME, made)))
+        components, names = list(map(_COMPONENT, made)), list(map(_NAME, made))
         if len(made) == len(new):
             for part, more in zip(parts, (texts, components, names)):
                 part += more
@@ -1911,11 +1918,11 @@ class WppDecoder:
         if places == list(range(first, end)):   # most often: slices of the columns
             guids_le = list(map(_FIRST, self._installed_keys[first:end]))
             installed_components = strings[3 * first:3 * end:3]
-            installed_names = list(map(str.strip, strings[3 * first + 1:3 * end:3]))
+            installed_names = strings[3 * first + 1:3 * end:3]
         else:
             guids_le = list(map(_FIRST, map(self._installed_keys.__getitem__, places)))
             installed_components = list(map(strings[0::3].__getitem__, places))
-            installed_names = list(map(str.strip, map(strings[1::3].__getitem__, places)))
+            installed_names = list(map(strings[1::3].__getitem__, places))
         for guid_le in set(guids_le).difference(known):
             known[guid_le] = _guid_text(guid_le)
         _in_order(ints, (texts, components, names),
@@ -1972,7 +1979,8 @@ class _StructuredRows:
         from wpptrace.tmf.native import json_decoration
 
         if self.csv is not None:
-            return self.csv.piece(entry.component, entry.name)
+            return self.csv.piece(entry.component, entry.name if entry.unknown is None
+                                  else unknown_type(entry.number))
         if entry.unknown is not None:
             return json_decoration(self.json.head(text_of_le(entry.guid_le), entry.number, UNKNOWN,
                                                   entry.component, entry.name, entry.markers), [])
@@ -1989,7 +1997,8 @@ class _StructuredRows:
         m = self.decoder._row_message(ref, view)
         if self.csv is not None:
             csv = self.csv
-            return csv.line(csv.piece(m.component, m.name), m.thread_id,
+            name = unknown_type(m.number) if m.status == UNKNOWN else m.name
+            return csv.line(csv.piece(m.component, name), m.thread_id,
                             m.time_text.encode(), m.sequence, m.process_id, m.cpu,
                             m.line.encode("utf-8", "surrogatepass"))
         json = self.json

@@ -185,7 +185,9 @@ def reference_lines(decoder, etl, output: str = "text", quote_all: bool = False)
             lines.append(m["line"] if is_header else _text_line(decoder, rec, ctx))
             continue
         if output == "csv":
-            writer.writerow((m["component"], m["name"], "0x%04X" % m["thread_id"], m["time_text"],
+            # tracefmt's %2 of a message without a format: the %3d of its number
+            name = "%3d" % m["number"] if m["status"] == "unknown" else m["name"]
+            writer.writerow((m["component"], name, "0x%04X" % m["thread_id"], m["time_text"],
                              0, 0, m["sequence"], "0x%04X" % m["process_id"], m["cpu"], m["line"]))
             continue
         late = m["filetime"] is not None and m["filetime"] >= ISO_END_FILETIME   # a 5-digit year
