@@ -992,7 +992,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print tracefmt's completion lines on stderr")
 
 
+def _conflicting_options(args: argparse.Namespace) -> str | None:
+    """Why options given together cannot all be followed (one would be ignored), else None."""
+    if args.noprefix and (args.prefix is not None or args.seq):
+        return f"--no-prefix and {'--prefix' if args.prefix is not None else '--seq'}: give one"
+    if args.seq and args.prefix is not None:
+        return "--seq and --prefix: give one (%7!08x! in a prefix is the sequence number)"
+    if args.output_format != "csv":
+        given = "--csv-quote" if args.csv_quote else None if args.csv_header else "--no-csv-header"
+        if given:
+            return f"{given} is for -f csv, not -f {args.output_format}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    conflict = _conflicting_options(args)
+    if conflict:
+        print(f"wpptrace fmt: error: {conflict}", file=sys.stderr)
+        return EXIT_USAGE
     opts = FmtOptions(
         files=list(args.files), realtime=args.realtime, tmf_files=list(args.tmf),
         tmf_dirs=list(args.tmf_path), pdbs=list(args.pdb),

@@ -114,6 +114,17 @@ def _is_device(path: str) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
 
 
+def _conflicting_options(args: argparse.Namespace) -> str | None:
+    """Why options given together cannot all be followed (a run that writes nothing, or
+    more than -summaryonly says), else None."""
+    if args.summaryonly and args.nosummary:
+        return "-summaryonly and -nosummary: give one (together nothing would be written)"
+    if args.summaryonly and (args.display or args.displayonly):
+        shown = "-displayonly" if args.displayonly else "-display"
+        return f"-summaryonly and {shown}: give one (-summaryonly writes no text)"
+    return None
+
+
 def options_from_args(args: argparse.Namespace) -> FmtOptions:
     files = list(args.files) + list(args.more_files)
     pdbs = [path for group in args.images + args.pdbs for path in group.split(";") if path]
@@ -166,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(_lower_options(argv, parser))
+        conflict = _conflicting_options(args)
+        if conflict:
+            parser.error(conflict)
     except SystemExit as exc:  # --help or a usage error
         return int(exc.code or 0)
     for option in dict.fromkeys(args.ignored):

@@ -261,3 +261,34 @@ def test_a_pdb_named_otherwise_is_read_as_a_pdb(capsys, fmt_data, tmp_path):
     rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", renamed)
     assert rc == 0, err
     assert "not a TMF" not in err and "error" not in err
+
+
+@pytest.mark.parametrize("options, said", [
+    (["--prefix", "%4!s!", "--no-prefix"], "--no-prefix and --prefix: give one"),
+    (["--seq", "--no-prefix"], "--no-prefix and --seq: give one"),
+    (["--seq", "--prefix", "%4!s!"], "--seq and --prefix: give one (%7!08x! in a prefix is the sequence number)"),
+    (["--csv-quote"], "--csv-quote is for -f csv, not -f text"),
+    (["--no-csv-header", "-f", "jsonl"], "--no-csv-header is for -f csv, not -f jsonl"),
+])
+def test_options_that_cannot_all_be_followed_are_a_usage_error(capsys, fmt_data, tmp_path, options, said):
+    # each was taken silently, one of the options doing nothing
+    out = tmp_path / "out.txt"
+    rc, _, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "-o", out, *options)
+    assert (rc, err) == (2, f"wpptrace fmt: error: {said}\n")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("options, said", [
+    (["-summaryonly", "-nosummary"], "-summaryonly and -nosummary: give one (together nothing would be written)"),
+    (["-summaryonly", "-displayonly"], "-summaryonly and -displayonly: give one (-summaryonly writes no text)"),
+    (["-summaryonly", "-display"], "-summaryonly and -display: give one (-summaryonly writes no text)"),
+])
+def test_tracefmt_options_that_cannot_all_be_followed_are_a_usage_error(capsys, fmt_data, tmp_path, options,
+                                                                         said, monkeypatch):
+    from wpptrace.decoder import tracefmt
+
+    monkeypatch.chdir(tmp_path)
+    assert tracefmt.main([str(fmt_data / "wppstr-sample.etl"), *options]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.endswith(f"tracefmt: error: {said}\n")
+    assert list(tmp_path.iterdir()) == []

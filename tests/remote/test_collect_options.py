@@ -211,3 +211,15 @@ def test_an_output_directory_refused_for_another_reason_is_not_said_missing_a_pa
     assert caught.value.name == "ERROR_FILE_NOT_FOUND"
     assert "there is no directory" not in str(caught.value)
     assert str(target) in str(caught.value)
+
+
+@pytest.mark.parametrize("given", ["0", "-1"])
+def test_sources_below_one_is_a_usage_error(tmp_path, capsys, given):
+    # --sources 0 or -1 was taken, and the collector ran until killed
+    from wpptrace import cli
+
+    assert cli.main(["collect", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "out"), "-q",
+                     "--sources", given]) == 2
+    assert capsys.readouterr() == ("", f"wpptrace collect: --sources {given}: expected a number of "
+                                       f"streams, at least 1\n")
+    assert not (tmp_path / "out").exists()

@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir is None and not args.rt:
         complain(PROG, "give -o DIR (files), --rt (live view) or both")
         return 2
+    if args.sources is not None and args.sources < 1:   # (0 or less: it would never exit)
+        complain(PROG, f"--sources {args.sources}: expected a number of streams, at least 1")
+        return 2
     if args.tls_client_ca and not args.tls_cert:
         complain(PROG, "--tls-client-ca needs --tls-cert PEM: relay certificates are checked "
                        "only over TLS")
