@@ -94,21 +94,35 @@ def _cut_long_lines(data: bytes) -> bytes:
     kept, start, at = [], 0, 0      # data[start:at]: kept so far, not yet copied
     while len(data) - at > _LONG_LINE_BYTES:
         stretch = at + _LONG_LINE_BYTES + 1
-        end = max(data.rfind(b"\n", at, stretch), data.rfind(b"\r", at, stretch))
+        end = data.rfind(b"\n", at, stretch)
+        end = max(end, data.rfind(b"\r", max(at, end + 1), stretch))   # (a CR after that LF only)
         if end >= 0:
             at = end + 1
             continue
         cut = stretch
         while cut > stretch - 4 and 0x80 <= data[cut] < 0xC0:  # not inside a UTF-8 character
             cut -= 1
-        ends = [i for i in (data.find(b"\n", cut), data.find(b"\r", cut)) if i >= 0]
-        at = min(ends) if ends else len(data)
+        at = _line_end(data, cut)
         kept.append(data[start:cut])
         start = at
     if not kept:
         return data
     kept.append(data[start:])
     return b"".join(kept)
+
+
+def _line_end(data: bytes, at: int) -> int:
+    """Where the first CR or LF at or after ``at`` is, else len(data). Each byte is looked
+    for in one _LONG_LINE_BYTES stretch at a time: looking for the other one to the end of the
+    file would read a file of many long lines (LF-only or CR-only) once per line."""
+    while at < len(data):
+        stretch = at + _LONG_LINE_BYTES
+        end = data.find(b"\n", at, stretch)
+        cr = data.find(b"\r", at, end if end >= 0 else stretch)      # (a CR before that LF only)
+        if cr >= 0 or end >= 0:
+            return cr if cr >= 0 else end
+        at = stretch
+    return len(data)
 
 
 def text_lines(text: str) -> list[str]:

@@ -45,3 +45,39 @@ def test_lines_up_to_the_cut_are_kept_whole(tmp_path):
     lines = [HEAD.rstrip("\n"), "// " + "x" * (4 * MAX_LINE - 3)] * 3 + ["// end"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert read_text(path).split("\n")[:-1] == lines
+
+
+class _CountedBytes(bytes):
+    """bytes whose find/rfind add up the bytes each call reads (memchr stops at a hit)."""
+
+    scanned = 0
+
+    def _count(self, at: int, start: int, end: int | None, forward: bool) -> int:
+        end = len(self) if end is None else min(end, len(self))
+        if at < 0:
+            type(self).scanned += max(0, end - start)
+        else:
+            type(self).scanned += (at + 1 - start) if forward else (end - at)
+        return at
+
+    def find(self, sub, start=0, end=None):
+        return self._count(bytes.find(self, sub, start, end), start, end, True)
+
+    def rfind(self, sub, start=0, end=None):
+        return self._count(bytes.rfind(self, sub, start, end), start, end, False)
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r", b"\r\n"])
+def test_many_long_lines_are_cut_in_time_linear_in_the_file(end):
+    """Looking for the end of a cut line stops at that line's end: it does not read to the end
+    of the file for the other line-end byte (50 long lines read the file 50 times over)."""
+    from wpptrace.tmf.loader import _LONG_LINE_BYTES, _cut_long_lines
+
+    line = b"a" * (_LONG_LINE_BYTES + 10)
+    data = _CountedBytes((line + end) * 50)
+    size = len(data)
+    _CountedBytes.scanned = 0
+    cut = _cut_long_lines(data)
+    assert cut.count(end) == 50
+    assert all(len(part) == _LONG_LINE_BYTES + 1 for part in cut.split(end)[:-1])
+    assert _CountedBytes.scanned <= 8 * size        # (it was 28 times: once per line)
