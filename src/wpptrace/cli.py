@@ -7,6 +7,7 @@ subcommand runs, so ``wpptrace --help`` stays fast. ``python -m wpptrace`` runs 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import os
@@ -34,6 +35,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 #: the subcommands that write their output's blocks themselves and tell a failed write to
 #: standard output as they tell one to a file (fmt: its summary is still written)
 TELLS_ITS_OUTPUT_FAILURES = frozenset({"fmt"})
+
+#: the subcommands that run the user's Python script in this process: it gets the standard
+#: output ``python script.py`` would give it, unguarded (closed: None, its prints dropped; a
+#: failed write: the script's own OSError); what they say themselves goes to standard error
+RUN_A_SCRIPT = frozenset({"session record"})
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -73,8 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     named = _parser_of(parser, args).prog   # "wpptrace session record", as argparse's errors name it
+    if named.partition(" ")[2] in RUN_A_SCRIPT:
+        guard = contextlib.nullcontext()
+    else:
+        guard = guarded_stdout(wrap=args.command not in TELLS_ITS_OUTPUT_FAILURES)
     try:
-        with guarded_stdout(wrap=args.command not in TELLS_ITS_OUTPUT_FAILURES):
+        with guard:
             return int(importlib.import_module(args._module).run(args) or 0)
     except StandardOutputFailed as exc:     # closed, its disk full...: said as fmt says its own
         print(f"{named}: error: {exc}", file=sys.stderr)

@@ -116,3 +116,49 @@ def test_a_directory_with_main_is_run_as_python_runs_it(tmp_path):
                            str(tmp_path / "r.etl"), "--", str(app), "x"], capture_output=True, text=True,
                           timeout=60, stdin=subprocess.DEVNULL)
     assert (proc.returncode, proc.stdout) == (4, "ran ['x']\n"), proc.stderr
+
+
+PRINTING_APP = textwrap.dedent("""
+    import sys
+    print("hello from the app")
+    sys.stderr.write(f"app: stdout is {type(sys.stdout).__name__}; finished\\n")
+""")
+
+
+def _closed_stdout():
+    import os
+
+    os.close(1)
+
+
+def _full_stdout():
+    import os
+
+    full = os.open("/dev/full", os.O_WRONLY)
+    os.dup2(full, 1)
+    os.close(full)
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_the_script_gets_the_standard_output_python_gives_it(tmp_path, stdout):
+    # Regression: with descriptor 1 closed, the recorded script's print() raised wpptrace's own
+    # "standard output: cannot write" error into the script (a traceback, exit 1) where python
+    # drops it; on a full disk the script's failed write was said as wpptrace's, not as the
+    # script's OSError.
+    import os
+
+    if stdout == "full" and not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    script = tmp_path / "app.py"
+    script.write_text(PRINTING_APP)
+    out = tmp_path / "r.etl"
+    run = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+               timeout=60, cwd=tmp_path, preexec_fn=_closed_stdout if stdout == "closed" else _full_stdout)
+    python = subprocess.run([sys.executable, str(script)], **run)
+    recorded = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o", str(out),
+                               "--", str(script)], **run)
+    assert recorded.returncode == python.returncode, recorded.stderr
+    summary = f"wpptrace session record: {out}: 1 buffers written, 0 events lost, 0 buffers lost\n"
+    assert recorded.stderr == python.stderr + summary and out.exists()
+    if stdout == "closed":     # (python drops a print to a closed standard output)
+        assert python.stderr == "app: stdout is NoneType; finished\n"
