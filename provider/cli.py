@@ -66,12 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_script(path: str) -> tuple[str | None, int]:
     """Check the script as Python would before running it: (error line or None, exit code).
-    A directory runs its __main__.py; a device, pipe or socket is refused unopened (a pipe's
+    A directory runs its __main__ module; a device, pipe or socket is refused unopened (a pipe's
     open would wait for a writer), before any session starts."""
     from wpptrace.tmf.errors import TmfError, open_regular
 
     if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "__main__.py")):
+        if _has_main(path):
             return None, 0
         return f"{path}: is a directory with no __main__.py: give the script or its directory", 2
     try:
@@ -90,6 +90,19 @@ def _load_script(path: str) -> tuple[str | None, int]:
         traceback.print_exception(type(exc), exc, None)
         return "", 1
     return None, 0
+
+
+def _has_main(directory: str) -> bool:
+    """Whether ``directory`` holds a __main__ module python would run (``__main__.py``, a
+    sourceless ``__main__.pyc``...): the import system's finder for it is asked, as runpy does."""
+    import pkgutil
+
+    finder = pkgutil.get_importer(directory)
+    try:
+        spec = finder.find_spec("__main__") if finder is not None else None
+    except (ImportError, OSError, ValueError):
+        return False
+    return spec is not None and spec.loader is not None     # (no loader: a namespace directory)
 
 
 def _exit_code(exc: SystemExit) -> int:

@@ -162,3 +162,21 @@ def test_the_script_gets_the_standard_output_python_gives_it(tmp_path, stdout):
     assert recorded.stderr == python.stderr + summary and out.exists()
     if stdout == "closed":     # (python drops a print to a closed standard output)
         assert python.stderr == "app: stdout is NoneType; finished\n"
+
+
+def test_a_directory_with_a_sourceless_main_is_run_as_python_runs_it(tmp_path):
+    # Regression: a directory holding __main__.pyc only (no __main__.py) was refused as "a
+    # directory with no __main__.py", though python (and runpy, which record calls) runs it
+    import py_compile
+
+    app = tmp_path / "app"
+    app.mkdir()
+    source = tmp_path / "main_source.py"
+    source.write_text("import sys; print('ran', sys.argv[1:]); sys.exit(4)\n")
+    py_compile.compile(str(source), cfile=str(app / "__main__.pyc"), doraise=True)
+    assert [p.name for p in app.iterdir()] == ["__main__.pyc"]
+    run = dict(capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert subprocess.run([sys.executable, str(app), "x"], **run).stdout == "ran ['x']\n"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o",
+                           str(tmp_path / "r.etl"), "--", str(app), "x"], **run)
+    assert (proc.returncode, proc.stdout) == (4, "ran ['x']\n"), proc.stderr
