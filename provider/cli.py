@@ -156,16 +156,13 @@ def _run_script(args: argparse.Namespace) -> int:
         return 0
     except SystemExit as exc:
         return _exit_code(exc)
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        return 130
     except BaseException as exc:  # noqa: BLE001 - the script's own error: its traceback, as python shows it
         tb = exc.__traceback__
         script = os.path.abspath(args.script)
         while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != script:
             tb = tb.tb_next  # drop this module's and runpy's frames
         traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
-        return 1
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path:

@@ -134,7 +134,7 @@ def _run_show(args: argparse.Namespace) -> int:
                       use_environment=not args.no_env)
         messages = list(tmfset.messages())
     except TmfError as err:
-        print(err, file=sys.stderr)
+        print(f"wpptrace tmf show: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
         # "PATH: reason", not OSError's "[Errno 2] reason: 'PATH'"

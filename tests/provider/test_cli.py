@@ -180,3 +180,17 @@ def test_a_directory_with_a_sourceless_main_is_run_as_python_runs_it(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o",
                            str(tmp_path / "r.etl"), "--", str(app), "x"], **run)
     assert (proc.returncode, proc.stdout) == (4, "ran ['x']\n"), proc.stderr
+
+
+def test_an_interrupted_script_shows_only_its_own_frames(tmp_path):
+    # Ctrl-C printed the KeyboardInterrupt traceback through wpptrace's own frames
+    script = tmp_path / "s.py"
+    script.write_text("def wait():\n    raise KeyboardInterrupt\nwait()\n")
+    out = tmp_path / "r.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "-o", str(out), "--",
+                           str(script)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 130, proc.stderr
+    frames = proc.stderr.split("Traceback (most recent call last):\n", 1)[1].splitlines()
+    assert frames[0] == f'  File "{script}", line 3, in <module>'     # the script's frames only
+    assert frames[4] == "KeyboardInterrupt"
+    assert out.exists()

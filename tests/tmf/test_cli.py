@@ -84,3 +84,17 @@ def test_from_pdb_output_reads_back_like_the_pdb(data_dir, tmp_path, capsys):
     assert [(c.guid, c.name, c.flags) for c in from_files.control_guids] == [
         (c.guid, c.name, c.flags) for c in from_pdb.control_guids]
     assert from_files.issues == []
+
+
+def test_a_path_that_stops_a_strict_listing_is_one_line_naming_the_command(tmp_path, capsys):
+    # with --strict, "fifo: not a regular file ..." had no "wpptrace tmf show: error:" before it,
+    # unlike its other errors (the problems of a listing are file:line: diagnostics, as before)
+    import os
+
+    from wpptrace import cli
+
+    fifo = tmp_path / "x.tmf"
+    os.mkfifo(fifo)
+    assert cli.main(["tmf", "show", "--strict", str(fifo)]) == 1
+    assert capsys.readouterr().err == (f"wpptrace tmf show: error: {fifo}: not a regular file (a device, "
+                                       f"pipe or socket): give a TMF or TMC text file\n")
