@@ -493,7 +493,10 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
     try:
         stream, owned = _open_output(opts, out)
     except OSError as exc:
-        print(f"{opts.prog}: error: {opts.output}: cannot write: {reason(exc)}", file=err)
+        from wpptrace.winerror import as_win32
+
+        print(f"{opts.prog}: error: {opts.output}: cannot write: {reason(as_win32(exc), opts.output)}",
+              file=err)
         return EXIT_FAILURE
     if owned and opts.output_format in COLUMNAR:   # before anything is written to it
         problem = _on_terminal(opts, stream)
@@ -866,8 +869,10 @@ def _finish(decoder, opts: FmtOptions, inputs: list, err: IO[str], started: floa
                     outmod.summary_text(summary, decoder.summary_table()))
             summary_file.write(text)
         except OSError as exc:
-            print(f"{opts.prog}: error: {opts.summary}: cannot write the summary: {reason(exc)}",
-                  file=err)
+            from wpptrace.winerror import as_win32
+
+            print(f"{opts.prog}: error: {opts.summary}: cannot write the summary: "
+                  f"{reason(as_win32(exc, writing=True), opts.summary)}", file=err)
             status = EXIT_FAILURE
     if opts.verbose:
         damage = (" :: Damaged Records: %d, Skipped Buffers: %d"

@@ -519,8 +519,18 @@ def read_source(path: str) -> str:
         return io.TextIOWrapper(buffer, encoding).read()
     except TmfError as exc:
         raise ScanError(exc.message, path) from None
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
-        raise ScanError(f"cannot read source: {getattr(exc, 'strerror', None) or exc}", path) from None
+    except OSError as exc:
+        raise ScanError(f"cannot read source: {_why(exc)}", path) from None
+    except (SyntaxError, UnicodeDecodeError) as exc:
+        raise ScanError(f"cannot read source: {exc}", path) from None
+
+
+def _why(exc: OSError) -> str:
+    """Why a source could not be read, as every command says it (with the Win32 name)."""
+    from wpptrace._cliutil import reason
+    from wpptrace.winerror import as_win32
+
+    return reason(as_win32(exc))
 
 
 @functools.lru_cache(maxsize=256)
@@ -533,5 +543,5 @@ def scan_file(path: str) -> ScanResult:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ScanError(f"cannot read source: {exc.strerror or exc}", path) from None
+        raise ScanError(f"cannot read source: {_why(exc)}", path) from None
     return _scan_file_cached(os.path.abspath(path), st.st_mtime_ns, st.st_size)

@@ -476,8 +476,12 @@ class AtomicOutput:
         elif _is_special(st):
             raw = open(self._target, "wb", buffering=buffering)
         else:
-            fd, self._temp = new_private_file(os.path.dirname(self._target) or ".",
-                                              f".{os.path.basename(self._target)}.", ".partial")
+            try:
+                fd, self._temp = new_private_file(os.path.dirname(self._target) or ".",
+                                                  f".{os.path.basename(self._target)}.", ".partial")
+            except OSError as exc:  # said of the file asked for, not of its temporary name
+                exc.filename = self._target
+                raise
             try:
                 os.fchmod(fd, mode)
                 raw = os.fdopen(fd, "wb", buffering=buffering)

@@ -101,8 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.traceback:
             raise
-        print(f"{named}: error: {exc}", file=sys.stderr)
+        print(f"{named}: error: {_said(exc)}", file=sys.stderr)
         return 1
+
+
+def _said(exc: Exception) -> str:
+    """``exc`` in one line: a file's OSError as "PATH: reason (Win32 name)", as every command
+    says its own file problems, not Python's "[Errno 13] ...: 'PATH'"."""
+    path = exc.filename if isinstance(exc, OSError) else None
+    if path is None:
+        return str(exc)
+    from ._cliutil import reason
+    from .winerror import as_win32
+
+    path = os.fsdecode(path)
+    return f"{path}: {reason(as_win32(exc), path)}"
 
 
 def _parser_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

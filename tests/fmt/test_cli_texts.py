@@ -102,7 +102,8 @@ def test_tmf_show_of_a_missing_path_or_an_empty_directory(capsys, tmp_path):
 def test_tmf_from_pdb_of_a_missing_file(capsys, tmp_path):
     rc, out, err = wpptrace(capsys, "tmf", "from-pdb", tmp_path / "nope.pdb", "-o", tmp_path)
     assert rc == 1 and out == ""
-    assert err == f"wpptrace tmf from-pdb: error: {tmp_path / 'nope.pdb'}: No such file or directory\n"
+    assert err == (f"wpptrace tmf from-pdb: error: {tmp_path / 'nope.pdb'}: The system cannot find the file "
+                   f"specified (ERROR_FILE_NOT_FOUND)\n")
 
 
 def test_ctrl_c_says_the_command_was_interrupted(capsys, monkeypatch):

@@ -156,7 +156,7 @@ def test_missing_source_is_reported_without_a_bogus_position(tmp_path: pathlib.P
     missing = tmp_path / "nope.py"
     assert main(["tmf", "gen", str(missing), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
-    assert f"{missing}: cannot read source: No such file or directory" in err
+    assert f"{missing}: cannot read source: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)" in err
     assert ":0:0" not in err and "[Errno" not in err and "Traceback" not in err
 
 

@@ -237,7 +237,10 @@ def run(args: argparse.Namespace) -> int:
                                       tmc=args.tmc, written=run_tmfs)
         except (PdbError, OSError, outputs.OutputRefused) as exc:
             if isinstance(exc, OSError) and exc.filename is not None:   # not "[Errno 2] ...: 'x'"
-                exc = f"{exc.filename}: {exc.strerror}"
+                from wpptrace._cliutil import reason as why
+                from wpptrace.winerror import as_win32
+
+                exc = f"{exc.filename}: {why(as_win32(exc), os.fsdecode(exc.filename))}"
             complain("tmf from-pdb", f"error: {exc}")
             status = 1
             continue
