@@ -929,7 +929,9 @@ enum {
     WPT_REQ_ENABLE = 0x20, WPT_REQ_DISABLE, WPT_REQ_LIST,
     /* answers and streams */
     WPT_REPLY = 0x40, WPT_RT_BUFFER, WPT_RT_END,
-    WPT_RT_SYNC               /* consumer -> host, and back after what was queued before it */
+    WPT_RT_SYNC,              /* consumer -> host, and back after what was queued before it */
+    WPT_ACCEPTED              /* host -> caller: a FLUSH or UPDATE taken up, its reply to come
+                               * once its work on the disk is done */
 };
 
 typedef struct {
@@ -1055,6 +1057,12 @@ ULONG wpt_ipc_failure(int e);
 ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
                       uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
                       int *reply_fd, int timeout_ms, int *conn);
+/* As wpt_ipc_call_on, for a request the peer first says it took up (WPT_ACCEPTED) and then
+ * works on: `timeout_ms` bounds the wait until then (a peer that takes nothing up, stopped,
+ * is only busy), `accepted_ms` the wait for the reply after it. */
+ULONG wpt_ipc_call_accepted_on(int client, const char *path, uint32_t kind, uint32_t status,
+                               const void *payload, uint32_t length, void *reply, uint32_t reply_size,
+                               int *reply_fd, int timeout_ms, int accepted_ms);
 /* One request (`status` its status word), one reply (STOP/FLUSH get a long timeout). */
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms);

@@ -123,10 +123,16 @@ ULONG wpt_host_call_prepare(wpt_host_prepared *c, uint32_t incarnation, uint32_t
 ULONG wpt_host_call_send(wpt_host_prepared *c, uint32_t meant_for, void *reply, uint32_t reply_size,
                          int *reply_fd) {
     uint32_t kind = c->request.kind & ~WPT_REQ_IN_INCARNATION;
-    int timeout = (kind == WPT_REQ_STOP || kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
-                ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;
     int fd = c->fd;
     c->fd = -1;                             /* wpt_ipc_call_on closes it */
+    /* A FLUSH or UPDATE is waited for as any request until the host says it took it up (a host
+     * stopped takes nothing up: ERROR_BUSY as for a QUERY), then as long as its buffers and
+     * files may take to reach the disk. A STOP's flush to disk is waited for as long at once. */
+    if (kind == WPT_REQ_FLUSH || kind == WPT_REQ_UPDATE)
+        return wpt_ipc_call_accepted_on(fd, c->path, c->request.kind, meant_for, c->request.payload,
+                                        c->request.length, reply, reply_size, reply_fd, WPT_HOST_REPLY_MS,
+                                        WPT_HOST_LONG_REPLY_MS);
+    int timeout = kind == WPT_REQ_STOP ? WPT_HOST_LONG_REPLY_MS : WPT_HOST_REPLY_MS;
     return wpt_ipc_call_on(fd, c->path, c->request.kind, meant_for, c->request.payload, c->request.length,
                            reply, reply_size, reply_fd, timeout);
 }
@@ -389,6 +395,12 @@ static void reply(int fd, ULONG status, const void *payload, uint32_t length, in
         wpt_host_log("reply to a client failed: %s", strerror(errno));
 }
 
+/* A FLUSH or UPDATE taken up: its caller waits for the work on the disk from now on. */
+static void accepted(int fd) {
+    if (wpt_ipc_send(fd, WPT_ACCEPTED, ERROR_SUCCESS, NULL, 0, -1, 2000) != 0)
+        wpt_host_log("telling a client its request was taken up failed: %s", strerror(errno));
+}
+
 static const char *kind_name(uint32_t kind) {
     switch (kind) {
     case WPT_REQ_QUERY: return "QUERY";
@@ -430,6 +442,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         return 0;
     case WPT_REQ_FLUSH:
         if (f->length) break;
+        accepted(c->fd);
         wpt_session_flush(s);
         wpt_session_props(s, &props);
         reply(c->fd, ERROR_SUCCESS, &props, sizeof props, -1);
@@ -447,6 +460,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         wpt_wire_update u;
         memcpy(&u, payload, sizeof u);
         if (u.has_logfile && !memchr(u.logfile, 0, sizeof u.logfile)) break;
+        accepted(c->fd);
         ULONG rc = ERROR_SUCCESS, old_file_error = ERROR_SUCCESS, new_file_error = ERROR_SUCCESS;
         uint32_t switched = 0;
         if (u.flush_timer != s->flush_timer_field) {

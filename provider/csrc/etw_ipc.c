@@ -300,9 +300,11 @@ static void drop_reply(void **reply, void *given, int *reply_fd) {
     }
 }
 
-ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
-                      uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
-                      int *reply_fd, int timeout_ms, int *conn) {
+/* `accepted_ms`: the peer may first say it took the request up (WPT_ACCEPTED), after which
+ * its reply is waited for that long (0: no such frame is expected). */
+static ULONG open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                     uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                     int *reply_fd, int timeout_ms, int accepted_ms, int *conn) {
     ULONG rc;
     void *given = *reply;
     if (reply_fd) *reply_fd = -1;
@@ -328,7 +330,12 @@ ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t stat
         close(fd);
         return frame->status;
     }
-    if (!sent || recv_by(fd, frame, reply, max_length, reply_fd, deadline) != 0) {
+    int got = sent ? recv_by(fd, frame, reply, max_length, reply_fd, deadline) : -1;
+    if (got == 0 && accepted_ms && frame->kind == WPT_ACCEPTED) {
+        drop_reply(reply, given, reply_fd);
+        got = recv_by(fd, frame, reply, max_length, reply_fd, deadline_of(accepted_ms));
+    }
+    if (got != 0) {
         rc = wpt_ipc_failure(sent ? errno : e);
         close(fd);
         return rc;
@@ -342,18 +349,26 @@ ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t stat
     return ERROR_SUCCESS;
 }
 
+ULONG wpt_ipc_open_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                      uint32_t length, wpt_frame *frame, void **reply, uint32_t max_length,
+                      int *reply_fd, int timeout_ms, int *conn) {
+    return open_on(client, path, kind, status, payload, length, frame, reply, max_length, reply_fd, timeout_ms,
+                   0, conn);
+}
+
 ULONG wpt_ipc_call(const char *path, uint32_t kind, uint32_t status, const void *payload,
                    uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
     return wpt_ipc_call_on(-1, path, kind, status, payload, length, reply, reply_size, reply_fd, timeout_ms);
 }
 
-ULONG wpt_ipc_call_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
-                      uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
+static ULONG call_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                     uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms,
+                     int accepted_ms) {
     wpt_frame frame;
     void *buf = NULL;
     int fd;
-    ULONG rc = wpt_ipc_open_on(client, path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
-                               reply_fd, timeout_ms, &fd);
+    ULONG rc = open_on(client, path, kind, status, payload, length, &frame, &buf, WPT_WIRE_MAX_CONTROL,
+                       reply_fd, timeout_ms, accepted_ms, &fd);
     if (rc != ERROR_SUCCESS) return rc;
     close(fd);
     if (reply) {
@@ -362,4 +377,16 @@ ULONG wpt_ipc_call_on(int client, const char *path, uint32_t kind, uint32_t stat
     }
     free(buf);
     return frame.status;
+}
+
+ULONG wpt_ipc_call_on(int client, const char *path, uint32_t kind, uint32_t status, const void *payload,
+                      uint32_t length, void *reply, uint32_t reply_size, int *reply_fd, int timeout_ms) {
+    return call_on(client, path, kind, status, payload, length, reply, reply_size, reply_fd, timeout_ms, 0);
+}
+
+ULONG wpt_ipc_call_accepted_on(int client, const char *path, uint32_t kind, uint32_t status,
+                               const void *payload, uint32_t length, void *reply, uint32_t reply_size,
+                               int *reply_fd, int timeout_ms, int accepted_ms) {
+    return call_on(client, path, kind, status, payload, length, reply, reply_size, reply_fd, timeout_ms,
+                   accepted_ms);
 }

@@ -12,6 +12,11 @@
  *     busy-closed an ERROR_BUSY reply, the connection closed before the request was sent, as a
  *                 host with no room for another connection does
  *     silent      no reply (the wait for it shortened to 300 ms): alive, slow to answer
+ *     silent-flush  as silent, for a FLUSH and then an UPDATE (a host stopped): the wait for
+ *                 their reply after the host took them up made 10 minutes, which they must
+ *                 not wait (the request was never taken up)
+ *     slow-flush  the FLUSH and the UPDATE taken up at once (WPT_ACCEPTED), answered a second
+ *                 later, past the 300 ms wait for a request to be taken up: they must succeed
  *     hangup      the connection closed without a reply: gone
  *     garbage     a frame with another magic
  *     long        a success reply with more payload than a subscription's answer has (a
@@ -26,7 +31,7 @@
  *                 started, then gets at its endpoint a DISABLE for the provider's GUID and one
  *                 for the whole session, as another process could make them up; then it stops
  *                 the session
- * prints "subscribe RC query RC" ("subscribed N subscribe RC" for consumers, "listed RC
+ * prints "subscribe RC query RC" ("flush RC update RC" for silent-flush and slow-flush, "subscribed N subscribe RC" for consumers, "listed RC
  * providers N enable RC enabled 0|1" for odd-enable, "disable_guid RC disable_all RC
  * enabled_after 0|1 enabled_stopped 0|1" for made-up-disable); exits 0.
  */
@@ -97,7 +102,11 @@ static void answer(int fd) {
     } else if (is("long")) {
         char more[64] = {0};
         wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, more, sizeof more, -1, 1000);
-    } else if (is("silent")) {
+    } else if (is("slow-flush")) {
+        wpt_ipc_send(fd, WPT_ACCEPTED, ERROR_SUCCESS, NULL, 0, -1, 1000);
+        usleep(1000 * 1000);
+        wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, NULL, 0, -1, 1000);
+    } else if (is("silent") || is("silent-flush")) {
         char c;
         while (read(fd, &c, 1) > 0) {}     /* until the caller gives up */
     }
@@ -241,7 +250,15 @@ int main(int argc, char **argv) {
         if (pthread_create(&host, NULL, host_main, NULL) != 0) return 6;
         hosted = 1;
     }
-    if (is("silent")) wpt_host_reply_ms = 300;
+    if (is("silent") || is("silent-flush") || is("slow-flush")) wpt_host_reply_ms = 300;
+    if (is("silent-flush") || is("slow-flush")) {
+        wpt_host_long_reply_ms = 600000;
+        ULONG flushed = control_by_name("fake-host", EVENT_TRACE_CONTROL_FLUSH);
+        ULONG updated = control_by_name("fake-host", EVENT_TRACE_CONTROL_UPDATE);
+        pthread_join(host, NULL);
+        printf("flush %u update %u\n", (unsigned)flushed, (unsigned)updated);
+        return 0;
+    }
     if (is("busy-closed")) wpt_test_point = at_request_connected;
     wpptrace_rt_subscription *sub = NULL;
     ULONG subscribed = wpptrace_rt_subscribe("fake-host", &sub, NULL);

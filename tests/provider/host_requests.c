@@ -16,10 +16,12 @@
 static char g_path[256];
 static uint32_t g_for;
 
-/* The host's answer to `kind` with `length` bytes of `payload`, as they are. */
+/* The host's answer to `kind` with `length` bytes of `payload`, as they are (past the frame
+ * that says an UPDATE was taken up). */
 static ULONG raw(uint32_t kind, const void *payload, uint32_t length) {
     wpt_wire_props w;
-    return wpt_ipc_call(g_path, kind, g_for, payload, length, &w, sizeof w, NULL, WPT_HOST_REPLY_MS);
+    return wpt_ipc_call_accepted_on(-1, g_path, kind, g_for, payload, length, &w, sizeof w, NULL, WPT_HOST_REPLY_MS,
+                                    WPT_HOST_LONG_REPLY_MS);
 }
 
 /* The same for a request the builder made. */

@@ -52,3 +52,12 @@ def test_a_made_up_disable_for_a_session_still_holding_the_provider_changes_noth
     it stopped logging). It changes nothing now; the session's stop still disables it."""
     assert fake_host("made-up-disable", out) == {"disable_guid": 0, "disable_all": 0, "enabled_after": 1,
                                                  "enabled_stopped": 0}
+
+
+@pytest.mark.parametrize("mode, said", [("silent-flush", "ERROR_BUSY"), ("slow-flush", "ERROR_SUCCESS")])
+def test_a_flush_or_update_waits_long_only_once_the_host_took_it_up(fake_host, out, mode, said):
+    """A host that takes nothing up (stopped) makes FLUSH and UPDATE ERROR_BUSY within the wait
+    any request has (shortened here); they held the calling thread for the long wait meant for
+    the disk work (made 10 minutes here: the program's own time limit ends it first). A host that
+    took them up is waited for past that wait, and answers."""
+    assert fake_host(mode, out) == {"flush": CODES[said], "update": CODES[said]}
