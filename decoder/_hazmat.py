@@ -664,7 +664,9 @@ class ProgramTable:
         size = lib.pshare_size(slots, arena)
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_SHARED)   # zeroed, inherited on fork
         self._mem = ffi.from_buffer("uint8_t[]", self._map)
-        if lib.pshare_init(self._mem, size, slots) < 0:
+        # the handle every call takes: the map and its sizes, in this process's memory
+        self._table = ffi.new("pshare_table *")
+        if lib.pshare_init(self._table, self._mem, size, slots) < 0:
             raise ValueError(f"a shared program table of {slots} slots cannot be made")
         self._state = ffi.new("uint32_t *")
         self._length = ffi.new("uint32_t *")
@@ -674,14 +676,14 @@ class ProgramTable:
         self._add_publish_claim = lib.pshare_add_publish_claim
 
     def claim(self, guid_le: bytes, number: int) -> tuple[int, int]:
-        slot = lib.pshare_claim(self._mem, guid_le, number, self._state)
+        slot = lib.pshare_claim(self._table, guid_le, number, self._state)
         return slot, self._state[0]
 
     def state(self, slot: int) -> int:
-        return lib.pshare_state(self._mem, slot)
+        return lib.pshare_state(self._table, slot)
 
     def publish(self, slot: int, record: bytes) -> bool:
-        return lib.pshare_publish(self._mem, slot, record, len(record)) == 0
+        return lib.pshare_publish(self._table, slot, record, len(record)) == 0
 
     def publish_parts(self, slot: int, mode: bytes, component: str, name: str, has_prefix: bool,
                       unknown: str | None, prefix_program: int, blob: bytes,
@@ -695,7 +697,7 @@ class ProgramTable:
             unknown_b = unknown.encode()
             unknowns = len(unknown_b)
         return lib.pshare_publish_parts(
-            self._mem, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
+            self._table, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
             name_b, len(name_b), unknown_b, unknowns, blob, len(blob),
             ffi.NULL if decoration is None else decoration,
             0 if decoration is None else len(decoration)) == 0
@@ -711,7 +713,7 @@ class ProgramTable:
         unknown_b = _NULL if unknown is None else unknown.encode()
         state = self._state
         return self._publish_claim(
-            self._mem, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
+            self._table, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
             name_b, len(name_b), unknown_b, 0 if unknown is None else len(unknown_b), blob,
             len(blob), _NULL if decoration is None else decoration,
             0 if decoration is None else len(decoration),
@@ -727,16 +729,16 @@ class ProgramTable:
         component_b, name_b = component.encode(), name.encode()
         state = self._state
         slot = self._add_publish_claim(
-            self._mem, renderer.raw, self._program, slot, mode, has_prefix, prefix_program,
+            self._table, renderer.raw, self._program, slot, mode, has_prefix, prefix_program,
             component_b, len(component_b), name_b, len(name_b), blob, len(blob),
             _NULL if next_guid is None else next_guid, next_number, state)
         return self._program[0], slot, state[0]
 
     def refuse(self, slot: int) -> None:
-        lib.pshare_refuse(self._mem, slot)
+        lib.pshare_refuse(self._table, slot)
 
     def record(self, slot: int) -> bytes | None:
-        data = lib.pshare_record(self._mem, slot, self._length)
+        data = lib.pshare_record(self._table, slot, self._length)
         return None if data == ffi.NULL else ffi.unpack(ffi.cast("char *", data), self._length[0])
 
     def ready(self, keys: list[tuple[bytes, int]]) -> list[int]:
@@ -746,7 +748,7 @@ class ProgramTable:
         guids, numbers = _key_columns(keys)
         slots = array("q", bytes(8 * n))
         if n:
-            lib.pshare_ready(self._mem, guids, ffi.from_buffer("uint32_t[]", numbers), n,
+            lib.pshare_ready(self._table, guids, ffi.from_buffer("uint32_t[]", numbers), n,
                              ffi.from_buffer("int64_t[]", slots))
         return slots.tolist()
 
@@ -754,13 +756,13 @@ class ProgramTable:
         """Post the keys (GUID bytes_le, number) process number ``process`` needs first;
         False when it cannot (see ``pshare_post``)."""
         guids, numbers = _key_columns(keys)
-        return lib.pshare_post(self._mem, process, guids, ffi.from_buffer("uint32_t[]", numbers),
+        return lib.pshare_post(self._table, process, guids, ffi.from_buffer("uint32_t[]", numbers),
                                len(keys)) == 0
 
     def posted(self, process: int) -> list[tuple[bytes, int]] | None:
         """The keys process number ``process`` posted, None when it has not posted."""
         at = ffi.new("uint8_t **")
-        n = lib.pshare_posted(self._mem, process, at)
+        n = lib.pshare_posted(self._table, process, at)
         if n < 0:
             return None
         data = ffi.buffer(at[0], 20 * n)[:]
@@ -769,7 +771,7 @@ class ProgramTable:
 
     def has_posted(self, process: int) -> bool:
         """Whether process number ``process`` has posted its keys (none read)."""
-        return lib.pshare_posted(self._mem, process, self._keys_at) >= 0
+        return lib.pshare_posted(self._table, process, self._keys_at) >= 0
 
     def shares(self, processes: int, file_weight: int) -> list[list[tuple[bytes, int]]] | None:
         """``program_share.shares_of`` of the keys processes 0..``processes``-1 posted, made
@@ -777,7 +779,7 @@ class ProgramTable:
         when one has not posted. A GUID is one bytes object in all the keys."""
         total = 0
         for k in range(processes):
-            posted = lib.pshare_posted(self._mem, k, self._keys_at)
+            posted = lib.pshare_posted(self._table, k, self._keys_at)
             if posted < 0:
                 return None
             total += posted
@@ -785,7 +787,7 @@ class ProgramTable:
         guids = _UNCLEARED("uint8_t[]", 16 * room)
         guid_of, numbers = array("I", bytes(4 * room)), array("I", bytes(4 * room))
         counts = array("I", bytes(4 * processes))
-        found = lib.pshare_shares(self._mem, processes, file_weight, guids,
+        found = lib.pshare_shares(self._table, processes, file_weight, guids,
                                   ffi.from_buffer("uint32_t[]", guid_of),
                                   ffi.from_buffer("uint32_t[]", numbers),
                                   ffi.from_buffer("uint32_t[]", counts))
@@ -804,7 +806,7 @@ class ProgramTable:
     def meet(self, outcome: int) -> int:
         """The meeting's outcome (``AGREED`` or ``ABANDONED``): ``outcome`` if it was still
         open, else the one decided before."""
-        return lib.pshare_meet(self._mem, outcome)
+        return lib.pshare_meet(self._table, outcome)
 
     def install(self, renderer, slots: list[int], mode: bytes, prefix: int
                 ) -> tuple[array, bytes, str]:
@@ -812,8 +814,8 @@ class ProgramTable:
         they are in the table."""
         n = len(slots)
         offsets, lengths = ffi.new("uint64_t[]", n or 1), ffi.new("uint32_t[]", n or 1)
-        lib.pshare_records(self._mem, slots, n, offsets, lengths)
-        return _install(renderer, lib.pshare_arena(self._mem), 0, offsets, lengths, n,
+        lib.pshare_records(self._table, slots, n, offsets, lengths)
+        return _install(renderer, lib.pshare_arena(self._table), 0, offsets, lengths, n,
                         sum(ffi.unpack(lengths, n)), mode, prefix)
 
     @property
@@ -822,6 +824,7 @@ class ProgramTable:
 
     def close(self) -> None:
         if self._mem is not None:
+            self._table = None
             ffi.release(self._mem)
             self._mem = None
             self._map.close()

@@ -10,13 +10,16 @@
  * claimer killed in between leaves the key unwritten, and the message is compiled apart */
 #define PSHARE_KEY_WAIT 100000
 
-static pshare_head *head_of(uint8_t *mem) { return (pshare_head *)mem; }
+static pshare_head *head_of(const pshare_table *table) { return (pshare_head *)table->mem; }
 
-static pshare_slot *slots_of(uint8_t *mem) { return (pshare_slot *)(mem + sizeof(pshare_head)); }
-
-static uint8_t *arena_of(uint8_t *mem)
+static pshare_slot *slots_of(const pshare_table *table)
 {
-    return mem + sizeof(pshare_head) + head_of(mem)->slots * sizeof(pshare_slot);
+    return (pshare_slot *)(table->mem + sizeof(pshare_head));
+}
+
+static uint8_t *arena_of(const pshare_table *table)
+{
+    return table->mem + sizeof(pshare_head) + table->slots * sizeof(pshare_slot);
 }
 
 uint64_t pshare_size(uint64_t slots, uint64_t arena)
@@ -24,14 +27,15 @@ uint64_t pshare_size(uint64_t slots, uint64_t arena)
     return sizeof(pshare_head) + slots * sizeof(pshare_slot) + arena;
 }
 
-int pshare_init(uint8_t *mem, uint64_t size, uint64_t slots)
+int pshare_init(pshare_table *table, uint8_t *mem, uint64_t size, uint64_t slots)
 {
     if (slots == 0 || (slots & (slots - 1)) || slots > (1ull << 32)
         || size < pshare_size(slots, 0))
         return -1;
-    pshare_head *head = head_of(mem);
-    head->slots = slots;
-    head->arena = size - pshare_size(slots, 0);
+    table->mem = mem;
+    table->slots = slots;
+    table->arena = size - pshare_size(slots, 0);
+    pshare_head *head = head_of(table);
     head->used = 0;
     __atomic_store_n(&head->magic, PSHARE_MAGIC, __ATOMIC_RELEASE);
     return 0;
@@ -75,12 +79,12 @@ static uint64_t key_tag(uint64_t guid_h, uint32_t number)
 /* The slot of a key along its probe sequence, its state in *state (PSHARE_FULL: none).
  * claim: an empty slot met first is taken (PSHARE_MINE) and a key still being written is
  * waited for; else the search ends there (never claims). */
-static int64_t find_slot(uint8_t *mem, const uint8_t *guid, uint32_t number, int claim,
-                         uint32_t *state)
+static int64_t find_slot(const pshare_table *table, const uint8_t *guid, uint32_t number,
+                         int claim, uint32_t *state)
 {
-    pshare_head *head = head_of(mem);
-    pshare_slot *slots = slots_of(mem);
-    uint64_t guid_h = guid_hash(guid), mask = head->slots - 1, h = key_tag(guid_h, number);
+    pshare_head *head = head_of(table);
+    pshare_slot *slots = slots_of(table);
+    uint64_t guid_h = guid_hash(guid), mask = table->slots - 1, h = key_tag(guid_h, number);
     *state = PSHARE_FULL;
     if (__atomic_load_n(&head->magic, __ATOMIC_ACQUIRE) != PSHARE_MAGIC)
         return -1;
@@ -120,59 +124,59 @@ static int64_t find_slot(uint8_t *mem, const uint8_t *guid, uint32_t number, int
     return -1;
 }
 
-int64_t pshare_claim(uint8_t *mem, const uint8_t *guid, uint32_t number, uint32_t *state)
+int64_t pshare_claim(const pshare_table *table, const uint8_t *guid, uint32_t number,
+                     uint32_t *state)
 {
-    return find_slot(mem, guid, number, 1, state);
+    return find_slot(table, guid, number, 1, state);
 }
 
 /* the READY slot of a key, or -1 (looked at, never claimed) */
-static int64_t ready_slot(uint8_t *mem, const uint8_t *guid, uint32_t number)
+static int64_t ready_slot(const pshare_table *table, const uint8_t *guid, uint32_t number)
 {
     uint32_t state;
-    int64_t slot = find_slot(mem, guid, number, 0, &state);
+    int64_t slot = find_slot(table, guid, number, 0, &state);
     return state == PSHARE_READY ? slot : -1;
 }
 
-void pshare_ready(uint8_t *mem, const uint8_t *guids, const uint32_t *numbers, uint32_t n,
-                  int64_t *slots)
+void pshare_ready(const pshare_table *table, const uint8_t *guids, const uint32_t *numbers,
+                  uint32_t n, int64_t *slots)
 {
     for (uint32_t i = 0; i < n; i++)
-        slots[i] = ready_slot(mem, guids + 16 * (uint64_t)i, numbers[i]);
+        slots[i] = ready_slot(table, guids + 16 * (uint64_t)i, numbers[i]);
 }
 
-static pshare_slot *slot_at(uint8_t *mem, int64_t slot)
+static pshare_slot *slot_at(const pshare_table *table, int64_t slot)
 {
-    if (slot < 0 || (uint64_t)slot >= head_of(mem)->slots)
+    if (slot < 0 || (uint64_t)slot >= table->slots)
         return NULL;
-    return &slots_of(mem)[slot];
+    return &slots_of(table)[slot];
 }
 
-uint32_t pshare_state(uint8_t *mem, int64_t slot)
+uint32_t pshare_state(const pshare_table *table, int64_t slot)
 {
-    pshare_slot *s = slot_at(mem, slot);
+    pshare_slot *s = slot_at(table, slot);
     return s ? __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) : PSHARE_FULL;
 }
 
 /* `length` arena bytes handed out at *offset; -1 when they do not fit (what was taken past the
  * arena's end stays taken: nothing fits after it) */
-static int arena_take(pshare_head *head, uint64_t length, uint64_t *offset)
+static int arena_take(const pshare_table *table, uint64_t length, uint64_t *offset)
 {
-    *offset = __atomic_fetch_add(&head->used, length, __ATOMIC_RELAXED);
-    return *offset > head->arena || length > head->arena - *offset ? -1 : 0;
+    *offset = __atomic_fetch_add(&head_of(table)->used, length, __ATOMIC_RELAXED);
+    return *offset > table->arena || length > table->arena - *offset ? -1 : 0;
 }
 
-int pshare_publish(uint8_t *mem, int64_t slot, const uint8_t *data, uint32_t length)
+int pshare_publish(const pshare_table *table, int64_t slot, const uint8_t *data, uint32_t length)
 {
-    pshare_head *head = head_of(mem);
-    pshare_slot *s = slot_at(mem, slot);
+    pshare_slot *s = slot_at(table, slot);
     if (s == NULL)
         return -1;
     uint64_t offset;
-    if (arena_take(head, length, &offset) != 0) {
+    if (arena_take(table, length, &offset) != 0) {
         __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
         return -1;
     }
-    memcpy(arena_of(mem) + offset, data, length);
+    memcpy(arena_of(table) + offset, data, length);
     s->offset = offset;
     s->length = length;
     __atomic_store_n(&s->state, PSHARE_READY, __ATOMIC_RELEASE);
@@ -197,15 +201,14 @@ static uint8_t *put(uint8_t *at, const uint8_t *data, uint32_t length)
 
 /* The record of a claimed slot laid out in the arena from its parts (pshare_publish_parts),
  * its mode's 4 bytes as a little-endian u32. */
-static int publish_parts(uint8_t *mem, int64_t slot, uint32_t mode, int has_prefix,
+static int publish_parts(const pshare_table *table, int64_t slot, uint32_t mode, int has_prefix,
                          int32_t prefix_program, const uint8_t *component,
                          uint32_t component_length, const uint8_t *name, uint32_t name_length,
                          const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
                          uint32_t blob_length, const uint8_t *decoration,
                          uint32_t decoration_length)
 {
-    pshare_head *head = head_of(mem);
-    pshare_slot *s = slot_at(mem, slot);
+    pshare_slot *s = slot_at(table, slot);
     if (s == NULL)
         return -1;
     if (unknown == NULL)
@@ -215,13 +218,13 @@ static int publish_parts(uint8_t *mem, int64_t slot, uint32_t mode, int has_pref
     uint64_t length = (uint64_t)PRECORD_HEAD + component_length + name_length + unknown_length
                       + blob_length + decoration_length, offset;
     /* (a record's length is a u32 in its slot) */
-    if (length > UINT32_MAX || arena_take(head, length, &offset) != 0) {
+    if (length > UINT32_MAX || arena_take(table, length, &offset) != 0) {
         __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
         return -1;
     }
     uint32_t flags = (has_prefix ? PRECORD_HAS_PREFIX : 0) | (unknown ? PRECORD_UNKNOWN : 0)
                      | (decoration ? PRECORD_DECORATED : 0);
-    uint8_t *at = put32(arena_of(mem) + offset, mode);
+    uint8_t *at = put32(arena_of(table) + offset, mode);
     at = put32(at, flags);
     at = put32(at, (uint32_t)prefix_program);
     at = put32(at, component_length);
@@ -240,8 +243,8 @@ static int publish_parts(uint8_t *mem, int64_t slot, uint32_t mode, int has_pref
     return 0;
 }
 
-int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int has_prefix,
-                         int32_t prefix_program, const uint8_t *component,
+int pshare_publish_parts(const pshare_table *table, int64_t slot, const uint8_t *mode,
+                         int has_prefix, int32_t prefix_program, const uint8_t *component,
                          uint32_t component_length, const uint8_t *name, uint32_t name_length,
                          const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
                          uint32_t blob_length, const uint8_t *decoration,
@@ -249,31 +252,31 @@ int pshare_publish_parts(uint8_t *mem, int64_t slot, const uint8_t *mode, int ha
 {
     uint32_t mode_le = (uint32_t)mode[0] | (uint32_t)mode[1] << 8 | (uint32_t)mode[2] << 16
                        | (uint32_t)mode[3] << 24;
-    return publish_parts(mem, slot, mode_le, has_prefix, prefix_program, component,
+    return publish_parts(table, slot, mode_le, has_prefix, prefix_program, component,
                          component_length, name, name_length, unknown, unknown_length, blob,
                          blob_length, decoration, decoration_length);
 }
 
-int64_t pshare_publish_claim(uint8_t *mem, int64_t slot, uint32_t mode, int has_prefix,
-                             int32_t prefix_program, const uint8_t *component,
-                             uint32_t component_length, const uint8_t *name,
-                             uint32_t name_length, const uint8_t *unknown,
-                             uint32_t unknown_length, const uint8_t *blob, uint32_t blob_length,
-                             const uint8_t *decoration, uint32_t decoration_length,
-                             const uint8_t *next_guid, uint32_t next_number, uint32_t *state)
+int64_t pshare_publish_claim(const pshare_table *table, int64_t slot, uint32_t mode,
+                             int has_prefix, int32_t prefix_program, const uint8_t *component,
+                             uint32_t component_length, const uint8_t *name, uint32_t name_length,
+                             const uint8_t *unknown, uint32_t unknown_length, const uint8_t *blob,
+                             uint32_t blob_length, const uint8_t *decoration,
+                             uint32_t decoration_length, const uint8_t *next_guid,
+                             uint32_t next_number, uint32_t *state)
 {
-    publish_parts(mem, slot, mode, has_prefix, prefix_program, component, component_length,
+    publish_parts(table, slot, mode, has_prefix, prefix_program, component, component_length,
                   name, name_length, unknown, unknown_length, blob, blob_length, decoration,
                   decoration_length);
     if (next_guid == NULL) {
         *state = PSHARE_FULL;
         return -1;
     }
-    return find_slot(mem, next_guid, next_number, 1, state);
+    return find_slot(table, next_guid, next_number, 1, state);
 }
 
-int64_t pshare_add_publish_claim(uint8_t *mem, wppr_renderer *renderer, int32_t *program,
-                                 int64_t slot, uint32_t mode, int has_prefix,
+int64_t pshare_add_publish_claim(const pshare_table *table, wppr_renderer *renderer,
+                                 int32_t *program, int64_t slot, uint32_t mode, int has_prefix,
                                  int32_t prefix_program, const uint8_t *component,
                                  uint32_t component_length, const uint8_t *name,
                                  uint32_t name_length, const uint8_t *blob, uint32_t blob_length,
@@ -281,57 +284,57 @@ int64_t pshare_add_publish_claim(uint8_t *mem, wppr_renderer *renderer, int32_t 
 {
     *program = wppr_add_program(renderer, blob, blob_length);
     if (*program < 0) {     /* refused, not left claimed: no process waits for its record */
-        pshare_refuse(mem, slot);
+        pshare_refuse(table, slot);
         *state = PSHARE_FULL;
         return -1;
     }
-    return pshare_publish_claim(mem, slot, mode, has_prefix, prefix_program, component,
+    return pshare_publish_claim(table, slot, mode, has_prefix, prefix_program, component,
                                 component_length, name, name_length, NULL, 0, blob, blob_length,
                                 NULL, 0, next_guid, next_number, state);
 }
 
-void pshare_refuse(uint8_t *mem, int64_t slot)
+void pshare_refuse(const pshare_table *table, int64_t slot)
 {
-    pshare_slot *s = slot_at(mem, slot);
+    pshare_slot *s = slot_at(table, slot);
     if (s != NULL)
         __atomic_store_n(&s->state, PSHARE_REFUSED, __ATOMIC_RELEASE);
 }
 
-const uint8_t *pshare_record(uint8_t *mem, int64_t slot, uint32_t *length)
+const uint8_t *pshare_record(const pshare_table *table, int64_t slot, uint32_t *length)
 {
-    pshare_slot *s = slot_at(mem, slot);
+    pshare_slot *s = slot_at(table, slot);
     *length = 0;
     if (s == NULL || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != PSHARE_READY)
         return NULL;
-    if (s->offset > head_of(mem)->arena || s->length > head_of(mem)->arena - s->offset)
+    if (s->offset > table->arena || s->length > table->arena - s->offset)
         return NULL;
     *length = s->length;
-    return arena_of(mem) + s->offset;
+    return arena_of(table) + s->offset;
 }
 
-void pshare_records(uint8_t *mem, const int64_t *slots, uint32_t n, uint64_t *offsets,
+void pshare_records(const pshare_table *table, const int64_t *slots, uint32_t n, uint64_t *offsets,
                     uint32_t *lengths)
 {
     for (uint32_t i = 0; i < n; i++) {
         uint32_t length;
-        const uint8_t *record = pshare_record(mem, slots[i], &length);
-        offsets[i] = record ? (uint64_t)(record - arena_of(mem)) : 0;
+        const uint8_t *record = pshare_record(table, slots[i], &length);
+        offsets[i] = record ? (uint64_t)(record - arena_of(table)) : 0;
         lengths[i] = record ? length : 0;
     }
 }
 
-const uint8_t *pshare_arena(uint8_t *mem) { return arena_of(mem); }
+const uint8_t *pshare_arena(const pshare_table *table) { return arena_of(table); }
 
-int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *numbers,
-                uint32_t n)
+int pshare_post(const pshare_table *table, uint32_t k, const uint8_t *guids,
+                const uint32_t *numbers, uint32_t n)
 {
-    pshare_head *head = head_of(mem);
+    pshare_head *head = head_of(table);
     if (k >= PSHARE_POSTERS || __atomic_load_n(&head->post_count[k], __ATOMIC_ACQUIRE) != 0)
         return -1;
     uint64_t offset;
-    if (arena_take(head, 20ull * n, &offset) != 0)
+    if (arena_take(table, 20ull * n, &offset) != 0)
         return -1;
-    uint8_t *at = arena_of(mem) + offset;
+    uint8_t *at = arena_of(table) + offset;
     if (n) {
         memcpy(at, guids, 16ull * n);
         memcpy(at + 16ull * n, numbers, 4ull * n);
@@ -341,9 +344,9 @@ int pshare_post(uint8_t *mem, uint32_t k, const uint8_t *guids, const uint32_t *
     return 0;
 }
 
-int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys)
+int64_t pshare_posted(const pshare_table *table, uint32_t k, const uint8_t **keys)
 {
-    pshare_head *head = head_of(mem);
+    pshare_head *head = head_of(table);
     *keys = NULL;
     if (k >= PSHARE_POSTERS)
         return -1;
@@ -353,15 +356,15 @@ int64_t pshare_posted(uint8_t *mem, uint32_t k, const uint8_t **keys)
         return -1;
     /* every process of the run writes the map: a post whose keys do not lie in the arena
      * (a damaged map) is not read, but taken as not posted */
-    if (offset > head->arena || 20ull * (count - 1) > head->arena - offset)
+    if (offset > table->arena || 20ull * (count - 1) > table->arena - offset)
         return -1;
-    *keys = arena_of(mem) + offset;
+    *keys = arena_of(table) + offset;
     return (int64_t)count - 1;
 }
 
-uint32_t pshare_meet(uint8_t *mem, uint32_t outcome)
+uint32_t pshare_meet(const pshare_table *table, uint32_t outcome)
 {
-    pshare_head *head = head_of(mem);
+    pshare_head *head = head_of(table);
     uint32_t expected = PSHARE_MEET_OPEN;
     if (__atomic_compare_exchange_n(&head->meeting, &expected, outcome, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE))
@@ -396,8 +399,8 @@ static int number_order(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, uint8_t *guids,
-                      uint32_t *guid_of, uint32_t *numbers, uint32_t *counts)
+int64_t pshare_shares(const pshare_table *table, uint32_t processes, uint32_t file_weight,
+                      uint8_t *guids, uint32_t *guid_of, uint32_t *numbers, uint32_t *counts)
 {
     if (processes == 0 || processes > PSHARE_POSTERS)
         return -1;
@@ -407,7 +410,7 @@ int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, ui
     int64_t posts[PSHARE_POSTERS];
     uint64_t total = 0;
     for (uint32_t k = 0; k < processes; k++) {
-        posts[k] = pshare_posted(mem, k, &keys_at[k]);
+        posts[k] = pshare_posted(table, k, &keys_at[k]);
         if (posts[k] < 0)
             return -1;
         total += (uint64_t)posts[k];
@@ -418,7 +421,7 @@ int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, ui
     uint64_t cap = 16;
     while (cap < 2 * total)
         cap *= 2;
-    int64_t *table = malloc(cap * sizeof *table);         /* a GUID's group by its hash; -1: none */
+    int64_t *by_hash = malloc(cap * sizeof *by_hash);     /* a GUID's group by its hash; -1: none */
     uint32_t *group_of = malloc(total * sizeof *group_of);
     uint32_t *posted_numbers = malloc(total * sizeof *posted_numbers);
     uint32_t *grouped = malloc(total * sizeof *grouped);
@@ -427,10 +430,10 @@ int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, ui
     share_guid **by_weight = malloc(total * sizeof *by_weight);
     uint64_t *loads = malloc(processes * sizeof *loads);
     int64_t found = -1;
-    if (!table || !group_of || !posted_numbers || !grouped || !groups || !by_guid || !by_weight
+    if (!by_hash || !group_of || !posted_numbers || !grouped || !groups || !by_guid || !by_weight
         || !loads)
         goto done;
-    memset(table, 0xff, cap * sizeof *table);
+    memset(by_hash, 0xff, cap * sizeof *by_hash);
     /* each posted key's GUID group */
     uint64_t n = 0, ngroups = 0;
     for (uint32_t k = 0; k < processes; k++) {
@@ -440,16 +443,16 @@ int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, ui
         for (int64_t i = 0; i < posted; i++, n++) {
             const uint8_t *guid = at + 16 * i;
             uint64_t h = guid_hash(guid) & (cap - 1);
-            while (table[h] >= 0 && memcmp(groups[table[h]].guid, guid, 16))
+            while (by_hash[h] >= 0 && memcmp(groups[by_hash[h]].guid, guid, 16))
                 h = (h + 1) & (cap - 1);
-            if (table[h] < 0) {
+            if (by_hash[h] < 0) {
                 memcpy(groups[ngroups].guid, guid, 16);
                 groups[ngroups].count = groups[ngroups].filled = 0;
                 by_guid[ngroups] = &groups[ngroups];
-                table[h] = (int64_t)ngroups++;
+                by_hash[h] = (int64_t)ngroups++;
             }
-            group_of[n] = (uint32_t)table[h];
-            groups[table[h]].count++;
+            group_of[n] = (uint32_t)by_hash[h];
+            groups[by_hash[h]].count++;
             memcpy(&posted_numbers[n], at + 16 * posted + 4 * i, 4);
         }
     }
@@ -501,7 +504,7 @@ int64_t pshare_shares(uint8_t *mem, uint32_t processes, uint32_t file_weight, ui
         }
     found = (int64_t)ngroups;
 done:
-    free(table);
+    free(by_hash);
     free(group_of);
     free(posted_numbers);
     free(grouped);

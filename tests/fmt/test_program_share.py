@@ -488,6 +488,41 @@ def test_a_post_that_does_not_lie_in_the_arena_is_not_posted():
         f"[({bytes(16)!r}, 0)] True", "True True", "[] True", "True True"]
 
 
+# A process of the run whose map's head is damaged before it ends (every byte between the
+# magic and the meeting, where the sizes the table was made with were kept): what the table
+# does then, one line an action.
+_DAMAGED_HEAD = r"""
+import struct
+from wpptrace.decoder._hazmat import offsetof
+from wpptrace.decoder.program_share import ProgramShare
+share = ProgramShare(16, 4096, processes=2)
+table = share.table
+key = (bytes(range(16)), 7)
+slot, state = table.claim(*key)
+print(state == table.MINE, table.publish(slot, b"record"), table.record(slot), flush=True)
+table._map[8:offsetof("pshare_head", "meeting")] = b"\xff" * (offsetof("pshare_head", "meeting") - 8)
+struct.pack_into("<Q", table._map, offsetof("pshare_head", "post_offset") + 8, 1 << 36)
+struct.pack_into("<I", table._map, offsetof("pshare_head", "post_count") + 4, 3 + 1)
+print(table.posted(1), table.has_posted(1), flush=True)
+print(table.claim(*key) == (slot, table.READY), table.record(slot), table.ready([key]) == [slot], flush=True)
+other, state = table.claim(bytes(16), 70000)           # a slot of the table as it was made
+print(0 <= other < 16, state == table.MINE, table.publish(other, b"no room"), table.record(other),
+      table.state(other) == table.REFUSED, flush=True)
+print(table.state(1 << 40) == table.FULL, table.record(1 << 40), flush=True)
+share.close()
+"""
+
+
+def test_the_bounds_of_the_table_are_not_read_from_the_shared_map():
+    """Every process of a run writes the map: the sizes a slot, record or post is checked
+    against are the ones this process made the table with, not numbers kept in the map."""
+    done = subprocess.run([sys.executable, "-c", _DAMAGED_HEAD], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert done.stdout.splitlines() == ["True True b'record'", "None False", "True b'record' True",
+                                        "True True False None True", "True None"]
+
+
 def _guid(k: int) -> bytes:
     return k.to_bytes(16, "little")
 
