@@ -47,6 +47,8 @@ UNSUPPORTED_COMPRESSION = {ETL.COMPRESSION_FORMAT_LZNT1: "LZNT1",
 _FIRST_BUFFER = BUFFER_HEADER.some("BufferSize", "SavedOffset", "State", "FilledBytes")
 _HEADER_RECORD = SYSTEM_HEADER.some("HeaderType", "Size", "HookId", "ThreadId", "ProcessId",
                                     "SystemTime")
+#: what ``_nothing_of_a_trace`` reads of the record after buffer 0's header
+_RECORD_MARKER = SYSTEM_HEADER.some("HeaderType", "Flags")
 #: what ``_plausible_packed`` reads of a buffer header (every run asks about the second buffer)
 _PLAUSIBLE = BUFFER_HEADER.some("BufferSize", "SavedOffset", "SequenceNumber", "ProcessorIndex",
                                 "FilledBytes", "BufferFlag", "BufferType")
@@ -354,6 +356,10 @@ class EtlFile(ReadLog):
                              f"file has {self.file_size} bytes", filename=self.name, offset=0)
         self._first_head = head
         first_size, saved, self._first_state, filled = _FIRST_BUFFER.unpack_from(head)
+        nothing_of_a_trace = self._nothing_of_a_trace(head)
+        if nothing_of_a_trace:
+            raise Win32Error(ETL.ERROR_BAD_FORMAT, nothing_of_a_trace, filename=self.name,
+                             offset=0)
         self._first_size = first_size
         self._first_end = max(saved, filled)
         sane_end = self._first_end if self._first_end <= MAX_BUFFER_SIZE else 0
@@ -412,6 +418,31 @@ class EtlFile(ReadLog):
                                f"between are read as records)")
             self._issue(at, damage)
         return header
+
+    def _nothing_of_a_trace(self, head: bytes) -> str:
+        """Why the file is no trace at all, or "": buffer 0's WMI_BUFFER_HEADER is junk (a
+        BufferType no buffer has), the record after it has no SYSTEM32/64 marker and the
+        log-file header's PointerSize is neither 4 nor 8. A real file keeps at least one of
+        these three, whatever single damage it took (its damage is then counted, and read
+        past); a script or random bytes keep none (1 chance in about 10^15)."""
+        info = buffer_info(head)
+        if not_a_buffer_header(info) is None:
+            return ""
+        at = BUFFER_HEADER_SIZE
+        tail = self._read_at(at, _SYSTEM_HEADER_SIZE + _POINTER_SIZE + _U32)
+        if len(tail) >= _SYSTEM_HEADER_SIZE:
+            htype, flags = _RECORD_MARKER.unpack_from(tail)
+            if (flags == ETL.TRACE_RECORD_MARKER_FIXED and htype in (
+                    ETL.TRACE_HEADER_TYPE_SYSTEM32, ETL.TRACE_HEADER_TYPE_SYSTEM64)):
+                return ""
+        ptr = tail[_SYSTEM_HEADER_SIZE + _POINTER_SIZE:]
+        if len(ptr) == _U32 and int.from_bytes(ptr, "little") in (4, 8):
+            return ""
+        marker = tail[:_U32].ljust(_U32, b"\0")
+        return (f"not an .etl file: expected a WMI_BUFFER_HEADER (BufferType below "
+                f"{ETL.ETW_BUFFER_TYPE_MAXIMUM}), found BufferType {info.buffer_type:#x}; at "
+                f"offset {at:#x} expected the log-file header record (a SYSTEM32/64 marker), "
+                f"found {int.from_bytes(marker, 'little'):#010x}")
 
     def _damaged_record_end(self, body: bytes, at: int, size: int | None,
                             fixed: int) -> tuple[int | None, int | None]:

@@ -62,7 +62,7 @@ def read_everything(data: bytes) -> int:
     try:
         etl = EtlFile(io.BytesIO(data), name="<fuzz>")
     except Win32Error as exc:
-        assert exc.winerror == 11 and len(data) < 0x48
+        assert exc.winerror == 11 and exc.offset == 0 and _nothing_of_a_trace(data)
         return 0
     with etl:
         n = sum(1 for _ in ordered_records(etl))
@@ -75,6 +75,20 @@ def read_everything(data: bytes) -> int:
     with EtlFile(io.BytesIO(data)) as etl:
         assert etl.scan().records == n - _made_header(etl)
     return n
+
+
+def _nothing_of_a_trace(data: bytes) -> bool:
+    """Does the start of the file keep no sign of a trace? Shorter than a WMI_BUFFER_HEADER
+    (0x48 bytes), or all three gone: a BufferType (u16 at 0x36) below 8, a SYSTEM32/64 marker
+    on the record at 0x48 (its HeaderType byte at 0x4A 1 or 2, Flags byte at 0x4B 0xC0) and
+    the log-file header's PointerSize 4 or 8 (u32 at 0x48 + 32 + 44). OpenTrace refuses only
+    such files."""
+    if len(data) < 0x48:
+        return True
+    marked = len(data) >= 0x4C and data[0x4A] in (1, 2) and data[0x4B] == 0xC0
+    pointer = data[0x94:0x98]
+    return (struct.unpack_from("<H", data, 0x36)[0] >= 8 and not marked
+            and not (len(pointer) == 4 and struct.unpack("<I", pointer)[0] in (4, 8)))
 
 
 def _made_header(etl: EtlFile) -> int:

@@ -78,7 +78,10 @@ def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
     junk = tmp_path / "junk.etl"
     junk.write_bytes(b"not an etl file" * 100)
     res = run(["-m", "wpptrace.cli", "fmt", str(junk)])
-    assert res.returncode == 1 and "warning" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 1 and res.stdout == "" and "Traceback" not in res.stderr
+    assert res.stderr.startswith(f"wpptrace fmt: error: {junk}: cannot read: offset 0x0: not an "
+                                 f".etl file: expected a WMI_BUFFER_HEADER")
+    assert res.stderr.endswith("(ERROR_BAD_FORMAT)\n") and res.stderr.count("\n") == 1
 
 
 def test_windows_only_options_are_ignored_and_unknown_ones_refused(fmt_data, fmt_tmf, tmp_path):
