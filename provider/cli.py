@@ -207,10 +207,13 @@ def run(args: argparse.Namespace) -> int:
     except outputs.OutputRefused as refused:
         return outputs.fail(PROG, refused)
     try:    # as 'session start': a runtime directory the core refuses is not the log file's fault
+        session_cli.check_settings({"buffer_size": args.buffer_size, "min_buffers": args.min_buffers,
+                                    "max_buffers": args.max_buffers, "flush_timer": args.flush_timer,
+                                    "circular": args.circular}, session_cli.LONG_OPTIONS)
         session_cli.check_runtime_directory()
     except session_cli.SessionError as exc:
         error(str(exc))
-        return 1
+        return 2 if isinstance(exc, session_cli.UsageError) else 1
     mode = lib.EVENT_TRACE_USE_GLOBAL_SEQUENCE
     mode |= lib.EVENT_TRACE_FILE_MODE_CIRCULAR if args.circular else lib.EVENT_TRACE_FILE_MODE_SEQUENTIAL
     if args.realtime:

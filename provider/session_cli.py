@@ -31,7 +31,8 @@ from wpptrace.winerror import Win32Error, in_words
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
            "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError",
-           "UsageError", "live_problem", "runtime_directory_refusal"]
+           "UsageError", "live_problem", "runtime_directory_refusal", "check_settings", "SETTINGS",
+           "LONG_OPTIONS"]
 
 ACTIONS = ("start", "stop", "flush", "query", "update", "enable", "disable", "list")
 
@@ -210,10 +211,33 @@ def _describe(exc: Win32Error, name: str) -> str:
 
 # -- commands --------------------------------------------------------------------------------
 
+#: the session settings each command takes, their unit and the most each may be (0: the
+#: default); the rest of the rules (buffers by size, circular size by buffers) the core says
+SETTINGS = (("buffer_size", "KB", lib.MAX_ETW_BUFFER_SIZE_KB), ("min_buffers", "buffers", 0xFFFFFFFF),
+            ("max_buffers", "buffers", 0xFFFFFFFF), ("flush_timer", "seconds", 0xFFFFFFFF),
+            ("circular", "MB", 0xFFFFFFFF), ("max_file", "MB", 0xFFFFFFFF))
+#: how ``wpptrace session start`` and ``record`` spell them
+LONG_OPTIONS = {"buffer_size": "--buffer-size", "min_buffers": "--min-buffers", "max_buffers": "--max-buffers",
+                "flush_timer": "--flush-timer", "circular": "--circular", "max_file": "--sequential"}
+
+
+def check_settings(values: dict[str, int], options: dict[str, str]) -> None:
+    """UsageError naming the option (``options``: a setting's spelling) of the first of
+    ``values`` (SETTINGS' names) out of its range, and the range."""
+    for setting, unit, most in SETTINGS:
+        value = values.get(setting)
+        if value is not None and not 0 <= value <= most:
+            raise UsageError(f"{options.get(setting, setting)} {value}: expected 0 to {most} {unit}")
+
+
 def start(name: str, logfile: str | None, *, realtime: bool = False, circular: int = 0,
           max_file: int = 0, buffer_size: int = 64, min_buffers: int = 0, max_buffers: int = 0,
-          flush_timer: int = 1, clock: int = 1) -> api.EVENT_TRACE_PROPERTIES:
-    """StartTrace for a session that runs on in its host process until stopped."""
+          flush_timer: int = 1, clock: int = 1,
+          options: dict[str, str] = LONG_OPTIONS) -> api.EVENT_TRACE_PROPERTIES:
+    """StartTrace for a session that runs on in its host process until stopped. ``options``:
+    how the command spells each setting, for the error of one out of range."""
+    check_settings({"buffer_size": buffer_size, "min_buffers": min_buffers, "max_buffers": max_buffers,
+                    "flush_timer": flush_timer, "circular": circular, "max_file": max_file}, options)
     check_name(name)
     if logfile is None and not realtime:
         raise UsageError("give a log file (-f) or real-time delivery (--realtime), or both")

@@ -153,6 +153,11 @@ def _error(message: str, status: int = EXIT_FAILURE) -> int:
     return status
 
 
+#: how tracelog spells the session settings (session_cli.SETTINGS)
+_OPTIONS = {"buffer_size": "-b", "min_buffers": "-min", "max_buffers": "-max", "flush_timer": "-ft",
+            "circular": "-cir", "max_file": "-seq"}
+
+
 def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
     """Start the session and enable ``guids`` on it; a failure after the start stops it again
     (``session_cli.stopped_if_failing``)."""
@@ -160,7 +165,7 @@ def _start(args: argparse.Namespace, guids: list[uuid.UUID]) -> list[str]:
     session_cli.start(name, args.logfile, realtime=args.realtime, circular=args.circular or 0,
                       max_file=args.sequential or 0, buffer_size=args.buffer_size,
                       min_buffers=args.min_buffers, max_buffers=args.max_buffers or 0,
-                      flush_timer=1 if args.flush_timer is None else args.flush_timer)
+                      flush_timer=1 if args.flush_timer is None else args.flush_timer, options=_OPTIONS)
     with session_cli.stopped_if_failing(name, _error):
         session_cli.enable(name, [(g, None, None) for g in guids], args.flags, args.level, say=_error)
         return session_cli.shown_text(api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY))

@@ -194,3 +194,27 @@ def test_an_interrupted_script_shows_only_its_own_frames(tmp_path):
     assert frames[0] == f'  File "{script}", line 3, in <module>'     # the script's frames only
     assert frames[4] == "KeyboardInterrupt"
     assert out.exists()
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["tracelog", "-start", "n", "-f", "{etl}", "-ft", "-1"], "tracelog: error: -ft -1: expected 0 to 4294967295 seconds"),
+    (["tracelog", "-start", "n", "-f", "{etl}", "-b", "99999"], "tracelog: error: -b 99999: expected 0 to 16384 KB"),
+    (["tracelog", "-start", "n", "-f", "{etl}", "-cir", str(2 ** 64)],
+     f"tracelog: error: -cir {2 ** 64}: expected 0 to 4294967295 MB"),
+    (["session", "start", "n", "-f", "{etl}", "--max-buffers", "-1"],
+     "wpptrace session start: error: --max-buffers -1: expected 0 to 4294967295 buffers"),
+    (["session", "record", "--buffer-size", "1048576", "-o", "{etl}", "--", "{script}"],
+     "wpptrace session record: error: --buffer-size 1048576: expected 0 to 16384 KB"),
+])
+def test_a_session_setting_out_of_range_names_its_option_and_range(tmp_path, capsys, argv, said):
+    # every such value was "invalid session settings (ERROR_INVALID_PARAMETER): buffer size
+    # 1..16384 KB, at most 65536 buffers ..." (tracelog) or "The parameter is incorrect" (record)
+    from wpptrace.provider import tracelog
+
+    script = tmp_path / "s.py"
+    script.write_text("pass\n")
+    argv = [a.format(etl=tmp_path / "x.etl", script=script) for a in argv]
+    rc = tracelog.main(argv[1:]) if argv[0] == "tracelog" else main(argv)
+    assert rc == 2
+    assert capsys.readouterr().err == said + "\n"
+    assert not (tmp_path / "x.etl").exists()
