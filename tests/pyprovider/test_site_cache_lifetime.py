@@ -79,9 +79,18 @@ def test_reloaded_code_is_not_kept_by_the_c_methods(tmp_path, pp):
 @pytest.mark.skipif(not fastpath.AVAILABLE, reason="wpptrace._fastpath is not built for this interpreter")
 def test_the_c_cache_finds_every_live_site_after_freed_ones_are_forgotten(tmp_path, pp):
     """Many code objects, half of them freed between calls: the entries left (moved as freed
-    ones are taken out of the table) still write their own sites."""
+    ones are taken out of the table) are still found by the C methods, and write their own
+    sites. (A live entry the removal lost would still write its site, through the Python
+    side: what shows it lost is that its call reached ``_trace``.)"""
     from wpptrace.provider import api
     trace = Provider("ReloadMany", guid=uuid.uuid4(), flags=("IO",), register=False)
+    slow: list[int] = []                      # the calls the C methods handed to Python
+    python_trace = trace._trace
+
+    def counted_trace(*args):
+        slow.append(args[4][0])
+        return python_trace(*args)
+    trace._trace = counted_trace
     source = tmp_path / "many.py"
     source.write_text("".join(f"def f{k}(trace, flag, i):\n    trace.info(flag, 'f{k} %d', i)\n" for k in range(120)))
     namespace: dict = {}
@@ -94,12 +103,14 @@ def test_the_c_cache_finds_every_live_site_after_freed_ones_are_forgotten(tmp_pa
             api.EnableTrace(True, 0xFFFFFFFF, 5, trace.guid, session)
             for k in sorted(functions):
                 functions[k](trace, trace.flags.IO, k)
+            assert slow == list(range(120))       # each site resolved once, in Python
             for k in range(0, 120, 2):
                 del functions[k]
             gc.collect()
             assert len(trace._sites) == 60
             for k in sorted(functions):
                 functions[k](trace, trace.flags.IO, 1000 + k)
+            assert slow == list(range(120))       # every live call found in the C cache
         finally:
             trace.unregister()
     got = pp.message_payloads(etl)
