@@ -510,6 +510,9 @@ def _start_failed(rc: int, name: str, properties: EVENT_TRACE_PROPERTIES) -> Non
     this user ...) is said so, as the session CLI says it; the log file is named only when the
     error may be about it."""
     call = f"StartTrace({name!r})"
+    if rc == lib.ERROR_NO_SYSTEM_RESOURCES:     # the core's only cause for it: no LoggerId free
+        raise Win32Error(rc, f"{call}: all {lib.WPPTRACE_MAX_SESSIONS} LoggerIds of this user "
+                             f"are in use")
     if rc in (lib.ERROR_ACCESS_DENIED, lib.ERROR_BAD_PATHNAME, lib.ERROR_BAD_FORMAT):
         refused = runtime_directory.refusal()
         if refused is not None:

@@ -278,9 +278,9 @@ static ULONG claim_slot(const char *name, int kernel, uint32_t mode, uint32_t cl
         for (uint32_t i = 1; i < WPPTRACE_MAX_SESSIONS && found < 0; i++)
             if (reg->loggers[i].state == WPT_FREE && atomic_load(&wpt_sessions[i].role) == WPT_ROLE_NONE)
                 found = (int)i;
-    if (found < 0) {
+    if (found < 0) {        /* every LoggerId taken: what Windows says for too many sessions */
         wpt_registry_unlock();
-        return found == -2 ? ERROR_ALREADY_EXISTS : ERROR_NOT_ENOUGH_MEMORY;
+        return found == -2 ? ERROR_ALREADY_EXISTS : ERROR_NO_SYSTEM_RESOURCES;
     }
     wpt_reg_logger *e = &reg->loggers[found];
     e->generation++;        /* whole in requests (wpt_for_session); handles carry 8 bits */

@@ -180,3 +180,37 @@ def test_a_refused_registry_gives_start_the_code_its_words_are_said_for(tmp_path
                          env=dict(os.environ, WPPTRACE_RUNTIME_DIR=str(runtime)),
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1 and f"the runtime directory {runtime} is not usable: {words}" in res.stderr, res
+
+
+_FILL_SLOTS = """
+    out = sys.argv[2]
+    started = 0
+    for i in range(70):
+        p = P.EVENT_TRACE_PROPERTIES(BufferSize=4, MinimumBuffers=2, MaximumBuffers=2,
+                                     LogFileName=os.path.join(out, f"p{i}.etl"), LogFileMode=PRIVATE)
+        try:
+            P.StartTrace(f"P{i}", p)
+            started += 1
+        except P.Win32Error as exc:
+            print(started)
+            print(exc.name)
+            print(exc.filename)
+            print(str(exc))
+            break
+"""
+
+
+def test_no_free_logger_id_is_said_so_not_blamed_on_memory_or_the_log_file(tmp_path):
+    """Every LoggerId of the user taken (63 sessions and the kernel logger's): StartTrace said
+    ERROR_NOT_ENOUGH_MEMORY and named the log file, though neither memory nor the file was
+    short. Windows documents ERROR_NO_SYSTEM_RESOURCES for too many sessions."""
+    runtime = tmp_path / "rt"
+    runtime.mkdir(mode=0o700)
+    done = run_script(_FILL_SLOTS, runtime, tmp_path)
+    assert done.returncode == 0, done.stderr
+    started, name, filename, text = done.stdout.splitlines()
+    assert (started, name, filename) == ("63", "ERROR_NO_SYSTEM_RESOURCES", "None"), text
+    assert text == ("ERROR_NO_SYSTEM_RESOURCES (1450): Insufficient system resources exist to "
+                    "complete the requested service. StartTrace('P63'): all 64 LoggerIds of this "
+                    "user are in use"), text
+    assert not (tmp_path / "p63.etl").exists()
