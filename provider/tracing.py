@@ -46,8 +46,8 @@ CPython's parser would crash the process on a deeply nested source) is dropped a
 and nothing is concluded: a call from a thread with room reads the file. Whether the room is
 enough is estimated from the file's tokens (brackets and chains of operators, keywords and
 lambdas); a thread with 2 MiB or more left reads any file. (The room is told by the C fast
-path, `wpptrace._fastpath`; an interpreter it was not built for reads every file unchecked,
-as before.) A trace call imports nothing: a process forked while another thread was reading the
+path, `wpptrace._fastpath`; under an interpreter it was not built for, every file is read
+without that check.) A trace call imports nothing: a process forked while another thread was reading the
 site registry goes without it (its calls resolve from their sources; those without one are
 dropped and reported, saying so), and never waits for what that thread held. Nor does a
 call wait for another thread reading or compiling a source file, the same or another (a
