@@ -484,8 +484,12 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
     from .wpp import WppDecoder
 
     tmfset, problems = load_tmfs(opts, err)
-    if problems:
-        status = EXIT_FAILURE
+    if problems:   # (said above) a mistyped -p, --tmf or --pdb: its messages would all be Unknown
+        print(f"{opts.prog}: error: nothing was decoded: give TMF and PDB paths that can be "
+              f"read{'; the old output is kept' if opts.output not in (None, '-') else ''}", file=err)
+        for inp in inputs:
+            inp.close()
+        return EXIT_FAILURE
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
     cache = _open_cache(decoder, opts, prefix) if opts.cache and opts.realtime is None else None
     decoder.use_cache(cache)

@@ -69,7 +69,8 @@ def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
                            "-displayonly", "-nosummary"))
     assert res.returncode == 1
     assert f"tracefmt: error: {tmp_path / 'nodir'}: no such TMF file or directory\n" in res.stderr
-    assert "Unknown( 10): GUID=744151fd-b3f4-32e6-38eb-0fd11e3fb62d" in res.stdout  # still decoded
+    assert res.stderr.endswith("tracefmt: error: nothing was decoded: give TMF and PDB paths that can be read\n")
+    assert res.stdout == ""     # (each of its messages would have printed as Unknown)
     res = run(["-m", "wpptrace.cli", "fmt"])
     assert res.returncode == 2 and "no .etl file given" in res.stderr
     res = run(["-m", "wpptrace.cli", "fmt", "--prefix", "%9!d", str(fmt_data / "wppstr-sample.etl")])
@@ -247,3 +248,17 @@ def test_jobs_at_the_limit_is_taken(fmt_data, tmp_path):
                str(fmt_data / "wppstr-sample.etl")])
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "out.txt").read_text().count("\n") > 0
+
+
+@pytest.mark.parametrize("option", ["--tmf", "-p", "--pdb"])
+def test_a_tmf_path_that_cannot_be_used_keeps_the_old_output(option, fmt_data, tmp_path):
+    # the run said "error: nonexist: no such TMF file or directory" and still replaced the
+    # output with a decoding where every message was Unknown
+    old = tmp_path / "old.txt"
+    old.write_text("OLD\n")
+    res = run(["-m", "wpptrace.cli", "fmt", str(fmt_data / "wppstr-sample.etl"), option, str(tmp_path / "nonexist"),
+               "-o", str(old), "--summary", str(tmp_path / "sum.txt")])
+    assert res.returncode == 1
+    assert res.stderr.endswith("wpptrace fmt: error: nothing was decoded: give TMF and PDB paths that can be "
+                               "read; the old output is kept\n")
+    assert old.read_text() == "OLD\n" and not (tmp_path / "sum.txt").exists()

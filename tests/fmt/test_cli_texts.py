@@ -246,7 +246,7 @@ def test_a_pdb_option_naming_no_pdb_says_so(capsys, fmt_data, tmp_path, content)
     assert rc == 1
     assert err.splitlines()[0] == (f"wpptrace fmt: error: {given}: offset 0x0: not a PDB file: bad magic "
                                    f"(expected 'Microsoft C/C++ MSF 7.00\\r\\n\\x1aDS' at the start of the file)")
-    assert "TMF" not in err
+    assert "not a TMF file" not in err
 
 
 def test_a_pdb_named_otherwise_is_read_as_a_pdb(capsys, fmt_data, tmp_path):
