@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import pathlib
 import signal
 import struct
 import subprocess
@@ -57,6 +58,10 @@ def test_the_estimate_is_the_longest_span_of_a_last_buffer():
 
 def test_nothing_written_after_the_start():
     assert unclean(built([])) == -1
+    # and the page that tells the readers' answers says so
+    page = " ".join((pathlib.Path(__file__).resolve().parents[2] / "docs" / "unclean-stop.md")
+                    .read_text(encoding="utf-8").split())
+    assert "-1 for one that did not stop and holds no data buffer" in page
 
 
 def test_stopped_and_damaged_headers_make_no_claim(corpus):
