@@ -29,6 +29,7 @@ struct wpt_logfile {
     int circular;
     int failed;                /* errno of the first data buffer write that failed (0: none) */
     unsigned char *header;     /* scratch copy of buffer 0 */
+    uint32_t header_used;      /* bytes of buffer 0 before its 0xFF fill, as last written */
 };
 
 /* Test hook: after `skip` more writes of .etl files succeed, the next `count` fail with errno
@@ -441,9 +442,15 @@ static ULONG file_create(const char *path, uint32_t buffer_size, int exclusive, 
 }
 
 /* The header buffer, whole (the file's first write). */
+static uint32_t header_used(const wpt_logfile *lf) {
+    const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
+    return bh->SavedOffset <= lf->buffer_size ? bh->SavedOffset : lf->buffer_size;
+}
+
 static ULONG file_put_header(wpt_logfile *lf) {
-    return write_all(lf->fd, lf->header, lf->buffer_size, 0) == 0 ? ERROR_SUCCESS
-                                                                   : write_error(errno);
+    if (write_all(lf->fd, lf->header, lf->buffer_size, 0) != 0) return write_error(errno);
+    lf->header_used = header_used(lf);
+    return ERROR_SUCCESS;
 }
 
 /* One data buffer into its slot; 1 if it was lost (size limit reached, write failed). */
@@ -464,9 +471,16 @@ static int file_put(wpt_logfile *lf, const unsigned char *buffer) {
  * set) if it could not be written. Not kept in lf->failed: each rewrite replaces the last, so
  * only the final one decides whether the file is complete (its caller checks it). */
 static int file_rewrite_header(wpt_logfile *lf) {
-    const WMI_BUFFER_HEADER *bh = (const WMI_BUFFER_HEADER *)lf->header;
-    uint32_t used = bh->SavedOffset <= lf->buffer_size ? bh->SavedOffset : lf->buffer_size;
-    return write_all(lf->fd, lf->header, used, 0) == 0 ? 0 : -1;
+    uint32_t used = header_used(lf), span = used;
+    if (lf->header_used > used) {
+        /* a shorter header (the file named by a shorter name): the fill comes back over the
+         * end of the longer one */
+        memset(lf->header + used, 0xFF, lf->header_used - used);
+        span = lf->header_used;
+    }
+    if (write_all(lf->fd, lf->header, span, 0) != 0) return -1;
+    lf->header_used = used;
+    return 0;
 }
 
 /* Flush fd to the disk and close it: `failed`, else the errno of the step that failed. */

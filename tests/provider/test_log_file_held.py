@@ -219,6 +219,20 @@ def test_session_update_naming_the_session_s_renamed_file_keeps_it_and_names_it_
     assert not path.exists() and etlcheck.read(renamed).header["EndTime"]
 
 
+def test_a_session_s_file_named_by_a_shorter_name_keeps_a_whole_header(tmp_path, session_name):
+    """The header holds the file's name: named by a shorter one, the header gets shorter and
+    the 0xFF fill comes back over the end of the longer name (readers check the fill)."""
+    path, renamed = tmp_path / ("a" * 120 + ".etl"), tmp_path / "b.etl"
+    assert _wpptrace("session", "start", session_name, "-f", str(path)).returncode == 0
+    try:
+        path.rename(renamed)
+        res = _wpptrace("session", "update", session_name, "-f", str(renamed))
+    finally:
+        stopped = _wpptrace("session", "stop", session_name)
+    assert (res.returncode, stopped.returncode) == (0, 0), (res.stderr, stopped.stderr)
+    assert etlcheck.read(renamed).header["EndTime"]
+
+
 @pytest.mark.parametrize("mode", [0, P.EVENT_TRACE_PRIVATE_LOGGER_MODE | P.EVENT_TRACE_PRIVATE_IN_PROC],
                          ids=["hosted", "private"])
 def test_an_update_naming_the_session_s_file_name_that_holds_another_file_switches_to_it(
