@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec.add_argument("--name", default=None, help="session name (default: wpptrace-<pid>)")
     rec.add_argument("--guid", action="append", type=session_cli.parse_guid_spec, default=[],
                      metavar="GUID[:FLAGS[:LEVEL]]",
-                     help="control GUID to enable (repeatable; default: every provider the script registers)")
+                     help="control GUID to enable, or *Name for provider Name's (repeatable; default: "
+                          "every provider the script registers)")
     rec.add_argument("--flags", type=session_cli.flags_argument, default=0xFFFFFFFF, help="enable flags (default: all)")
     rec.add_argument("--level", type=session_cli.level_argument, default=lib.TRACE_LEVEL_VERBOSE,
                      help="enable level (default: 5, verbose)")

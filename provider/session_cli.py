@@ -72,14 +72,22 @@ def level_argument(text: str) -> int:
 
 
 def parse_guid_spec(text: str) -> tuple[uuid.UUID, int | None, int | None]:
-    """GUID[:FLAGS[:LEVEL]] (braces around the GUID allowed), flags and level in range."""
+    """GUID[:FLAGS[:LEVEL]] (braces around the GUID allowed; ``*Name`` for the control GUID ETW
+    derives from provider name Name), flags and level in range."""
     parts = text.split(":")
     if len(parts) > 3:
         raise argparse.ArgumentTypeError(f"{text!r}: expected GUID[:FLAGS[:LEVEL]]")
-    try:
-        guid = uuid.UUID(parts[0].strip().strip("{}"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if parts[0].strip().startswith("*"):
+        name = parts[0].strip()[1:]
+        if not name.strip():
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a provider name after '*'")
+        from wpptrace.provider.tracing_sites import etw_name_guid   # (its imports only when asked)
+        guid = etw_name_guid(name)
+    else:
+        try:
+            guid = uuid.UUID(parts[0].strip().strip("{}"))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
     flags = flags_argument(parts[1]) if len(parts) > 1 and parts[1] else None
     level = level_argument(parts[2]) if len(parts) > 2 and parts[2] else None
     return guid, flags, level
@@ -760,7 +768,8 @@ def add_subcommands(sub) -> None:
 
 def _guid_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--guid", action="append", type=parse_guid_spec, default=[], required=required,
-                        metavar="GUID[:FLAGS[:LEVEL]]", help="control GUID to enable (repeatable)")
+                        metavar="GUID[:FLAGS[:LEVEL]]",
+                        help="control GUID to enable, or *Name for provider Name's (repeatable)")
     parser.add_argument("--flags", type=flags_argument, default=0xFFFFFFFF, help="enable flags (default: all)")
     parser.add_argument("--level", type=level_argument, default=lib.TRACE_LEVEL_VERBOSE,
                         help="enable level (default: 5, verbose)")

@@ -1,13 +1,15 @@
 """``tracelog``: the Windows session controller's spellings for wpptrace sessions.
 
-    tracelog -start Name [-f LogFile] [-guid #GUID | -guid file.ctl] [-flag N] [-level N]
-                         [-b KB] [-min N] [-max N] [-ft Seconds] [-cir MB | -seq MB] [-rt]
-    tracelog -enable Name -guid #GUID|file [-flag N] [-level N]
-    tracelog -disable Name -guid #GUID|file
+    tracelog -start Name [-f LogFile] [-guid #GUID | -guid *Provider | -guid file.ctl] [-flag N]
+                         [-level N] [-b KB] [-min N] [-max N] [-ft Seconds] [-cir MB | -seq MB] [-rt]
+    tracelog -enable Name -guid #GUID|*Provider|file [-flag N] [-level N]
+    tracelog -disable Name -guid #GUID|*Provider|file
     tracelog -update Name [-ft Seconds] [-max N] [-f NewLogFile]
     tracelog -flush Name | -q Name | -stop Name | -l
 
-Quote '#GUID' in a shell, which reads an unquoted # as the start of a comment. A .ctl or
+Quote '#GUID' in a shell, which reads an unquoted # as the start of a comment, and '*Provider'
+(the control GUID ETW derives from a provider name, as EventSource and TraceLogging do, and as
+wpptrace's Provider("Provider") takes by default), which a shell may expand. A .ctl or
 .guid file lists one control GUID per line (braces optional, a provider name may follow; '#'
 starts a comment). Each command prints the session as tracelog does, then the
 operation status.
@@ -79,11 +81,22 @@ def _guids(values: list[str]) -> list[uuid.UUID]:
                 out.append(uuid.UUID(value[1:].strip("{}")))
             except ValueError:
                 raise UsageError(f"-guid {value}: not a GUID") from None
+        elif value.startswith("*"):
+            out.append(provider_name_guid(value[1:], f"-guid {value}"))
         elif _is_guid(value) and not os.path.exists(value):   # the command line's mistake
             raise UsageError(f"-guid {value}: give '#GUID' or a .ctl/.guid file")
         else:   # (a file that cannot be read, one missing too, is said as such: exit status 1)
             out += read_guid_file(value)
     return out
+
+
+def provider_name_guid(name: str, given: str) -> uuid.UUID:
+    """The control GUID of provider ``name`` (ETW's name hash); UsageError naming ``given`` if
+    there is no name."""
+    if not name.strip():
+        raise UsageError(f"{given}: expected a provider name after '*'")
+    from wpptrace.provider.tracing_sites import etw_name_guid   # (its imports only when asked)
+    return etw_name_guid(name)
 
 
 def _is_guid(text: str) -> bool:
@@ -116,8 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         what.add_argument(f"-{command}", dest="command", action="store_const", const=command, help=text)
     p.add_argument("name", nargs="?", help="logger (session) name")
     p.add_argument("-f", dest="logfile", metavar="LogFile", help="the .etl file to write")
-    p.add_argument("-guid", action="append", default=[], metavar="#GUID|file",
-                   help="a control GUID, or a .ctl/.guid file of them (repeatable)")
+    p.add_argument("-guid", action="append", default=[], metavar="#GUID|*Provider|file",
+                   help="a control GUID, a provider name's (*Name), or a .ctl/.guid file of them "
+                        "(repeatable)")
     p.add_argument("-flag", "-flags", dest="flags", type=session_cli.flags_argument, default=0xFFFFFFFF,
                    help="enable flags (default: all)")
     p.add_argument("-level", type=session_cli.level_argument, default=lib.TRACE_LEVEL_VERBOSE,

@@ -311,7 +311,7 @@ class _ProviderMethods:
     """A classic (WPP) provider with named flags and level methods.
 
     ``Provider("MyApp", guid=..., flags=("IO", "NET"))``: the control GUID defaults to the ETW
-    hash of the name (what ``tracelog *MyApp`` would use). ``root`` (default: the directory of
+    hash of the name (what ``tracelog -guid '*MyApp'`` and ``--guid '*MyApp'`` enable). ``root`` (default: the directory of
     the file that creates the provider) is what source paths in message GUIDs are relative to,
     and where ``wpptrace tmf gen`` writes the site registry; give the same to ``tmf gen
     --root`` if you do not declare the provider literally. ``types``: :class:`CustomType` s for

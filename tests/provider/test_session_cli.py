@@ -1073,3 +1073,23 @@ def test_session_update_asks_the_session_once(tmp_path, session_name, monkeypatc
     finally:
         monkeypatch.undo()
         session_cli.stop(session_name)
+
+
+def test_a_provider_name_gives_its_control_guid_to_tracelog_and_session():
+    """``*Name`` stands for the control GUID ETW derives from provider name Name, the one
+    Provider("Name") takes by default: tracelog -guid '*Name' read it as a file ("cannot find
+    the file specified", exit 1) and --guid '*Name' refused it ("badly formed hexadecimal UUID
+    string", exit 2)."""
+    from wpptrace.provider import tracelog as tl
+    from wpptrace.provider.session_cli import parse_guid_spec
+    from wpptrace.provider.tracing import Provider
+    expected = uuid.UUID("731465b4-cbad-560e-fb32-79c202e54be0")
+    assert Provider("MyApp2", register=False).guid == expected
+    assert tl._guids(["*MyApp2"]) == [expected]
+    assert parse_guid_spec("*MyApp2") == (expected, None, None)
+    assert parse_guid_spec("*MyApp2:0x3:4") == (expected, 3, 4)
+    for bad in ("*", "* "):
+        with pytest.raises(tl.UsageError, match="expected a provider name after"):
+            tl._guids([bad])
+        with pytest.raises(argparse.ArgumentTypeError, match="expected a provider name after"):
+            parse_guid_spec(bad)
