@@ -424,7 +424,9 @@ class EtlFile(ReadLog):
         BufferType no buffer has), the record after it has no SYSTEM32/64 marker and the
         log-file header's PointerSize is neither 4 nor 8. A real file keeps at least one of
         these three, whatever single damage it took (its damage is then counted, and read
-        past); a script or random bytes keep none (1 chance in about 10^15)."""
+        past). Text keeps none (its bytes make a BufferType of 0x0909 or more, no 0xC0 marker
+        byte, no PointerSize 4 or 8); random bytes keep one about 1.5 times in 10,000 and are
+        then read as a damaged trace."""
         info = buffer_info(head)
         if not_a_buffer_header(info) is None:
             return ""
