@@ -545,15 +545,18 @@ class RowPrinter:
         self._nholes = ffi.new("uint32_t *")
         self._skipped = ffi.new("uint32_t *")
         self._why = ffi.new("int *")
+        self._text_wanted = True
 
     def print(self, items, datas: list, blobs: list, pointer_sizes: list[int],
               want_ends: bool,
-              into: tuple[int, int] | None = None
+              into: tuple[int, int] | None = None, text_wanted: bool = True
               ) -> tuple[memoryview | bytes, list[tuple[int, int]], list[int], int]:
         """(UTF-8 lines, holes [(item index, text position)], output length after each item
         (if ``want_ends``), rows that are not messages). The text is the renderer's buffer:
         valid until the next call. ``into``: (address, bytes) of memory to print into
-        instead; the text is there if it fits (else in the renderer's buffer)."""
+        instead; the text is there if it fits (else in the renderer's buffer).
+        ``text_wanted`` False: the rows are decided (holes, counts) but none is printed: the
+        text is empty and every hole's position 0."""
         refs = _refs(items)
         n = len(refs)
         if n > self._cap:
@@ -564,6 +567,9 @@ class RowPrinter:
         nslots = len(datas)
         keep = self._slots(refs, datas, blobs, pointer_sizes)  # noqa: F841  (held during the call)
         renderer = self.renderer
+        if text_wanted != self._text_wanted:
+            renderer.text(text_wanted)
+            self._text_wanted = text_wanted
         out = renderer.out
         if into is None:
             out.len = 0

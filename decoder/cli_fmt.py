@@ -491,6 +491,7 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
             inp.close()
         return EXIT_FAILURE
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
+    decoder.text_wanted = opts.text_wanted
     cache = _open_cache(decoder, opts, prefix) if opts.cache and opts.realtime is None else None
     decoder.use_cache(cache)
 
@@ -520,8 +521,13 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
 
     writer = _writer(opts, stream)
     target = stream.output if isinstance(stream, _Tee) else stream
+    def reader_left_summary() -> None:
+        """... and the run goes on for its summary alone: no more text is printed."""
+        reader_left()
+        decoder.text_wanted = False
+
     if not owned and opts.summary:
-        writer = _ReaderMayLeave(writer, reader_left)
+        writer = _ReaderMayLeave(writer, reader_left_summary)
 
     summary_file = _SummaryFile(opts) if opts.summary else None
     try:

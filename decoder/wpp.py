@@ -478,6 +478,11 @@ class WppDecoder:
         self.prefix = PrefixTemplate(self.prefix_text)
         self.time_text = TimestampText(utc)
         self.counters = FmtCounters()
+        # False: the text of ``format`` "text" is not wanted, only what it counts (fmt's
+        # summary alone, or the output's reader gone): each row is decided as when printed
+        # (the same rows left to Python, the same counts) but the renderer prints none.
+        # Read before each chunk: a run may turn it off while it formats.
+        self.text_wanted = True
         # every message seen, in the order first seen (``message_keys``): keyed by (GUID as
         # an int, number), or by (GUID bytes_le, number) for a message installed from a
         # record, whose value is an int (its place in the installed columns below) until its
@@ -636,7 +641,8 @@ class WppDecoder:
             return
         rendered = self._rendered_chunks(chunks, view, want_ends=output == "lines", fill_holes=True,
                                          mode=self.printer_mode(output, quote_all),
-                                         room=room if output != "lines" else None)
+                                         room=room if output != "lines" else None,
+                                         may_drop_text=output == "text")
         if output in ("text", "csv", "jsonl"):
             for text, _ends, _items, _holes in rendered:
                 yield text
@@ -673,13 +679,14 @@ class WppDecoder:
         return (self.noprefix or not prefixed, form, bool(quote_all) and form == "csv")
 
     def _rendered_chunks(self, chunks, view, want_ends: bool, fill_holes: bool, mode: tuple,
-                         sink=None, room=None):
+                         sink=None, room=None, may_drop_text: bool = False):
         """(text, line ends, row refs, holes) per chunk; the text may be the renderer's buffer
         (valid until the next chunk is asked for). ``fill_holes``: the lines Python prints
         are put in the text (else the holes [(item index, text position)] are handed out);
         ``mode``: the printer's (``printer_mode``); in the "columns" form ``sink`` (see
         ``columns``) consumes each chunk and its results are yielded; ``room``: see
-        ``format``."""
+        ``format``; ``may_drop_text``: the C renderer prints nothing while ``text_wanted``
+        is off (the chunk's text is then only the lines Python printed)."""
         printer = self._row_printer(mode)
         _noprefix, form, quote_all = mode
         line_of = self._row_line_bytes
@@ -739,7 +746,8 @@ class WppDecoder:
                     continue
                 text, holes, ends, skipped = printer.print(
                     items, view.datas, view.blobs, view.pointer_sizes, want_ends,
-                    room() if room is not None else None)
+                    room() if room is not None else None,
+                    text_wanted=self.text_wanted or not may_drop_text)
                 non_wpp += skipped
                 if holes and fill_holes:
                     text, ends = self._fill_holes(text, ends, items, view, holes, line_of)

@@ -406,6 +406,11 @@ class NativeRenderer:
         lib.wppr_set_options(self.raw, utc, noprefix)
         lib.wppr_set_output(self.raw, _OUTPUTS[output], quote_all)
 
+    def text(self, wanted: bool) -> None:
+        """Whether text lines are printed (the default) or only decided: a row is left to
+        Python, or counted as its program's, as when printed, but nothing is written."""
+        lib.wppr_set_text(self.raw, bool(wanted))
+
     def add(self, blob: bytes) -> int:
         """Register a program; its id."""
         pid = lib.wppr_add_program(self.raw, blob, len(blob))

@@ -14,6 +14,8 @@ time and memory limit, and must:
   exit code 0 or 1;
 * give with ``-j 2`` (``--jobs``) the bytes, summary (its elapsed time left out), stderr and
   exit code of ``-j 1`` (seeds of several buffers per stream, so that ``-j 2`` cuts them);
+* give, writing its summary alone (tracefmt -summaryonly: no text printed), the summary,
+  stderr and exit code of the text run, with ``-j 1`` and ``-j 2``;
 * print the same lines through the formatting loop (``row_lines``) as each record formatted
   on its own (``reference_lines``), in all three forms;
 * give ``DecodedMessage.args`` equal to the formatter's ``decode_values`` for every row the
@@ -358,6 +360,19 @@ def _stderr_ok(err: str) -> str | None:
     return None
 
 
+def _run_summary_alone(path, tmfs, summary: pathlib.Path, jobs: int) -> tuple:
+    """fmt writing its summary alone (tracefmt -summaryonly): as ``_run``, no text."""
+    code, stdout, err = run_fmt_capture(path, tmf_dirs=[t for t in tmfs if os.path.isdir(t)],
+                                        tmf_files=[t for t in tmfs if not os.path.isdir(t)],
+                                        output=os.devnull, text_wanted=False, summary=str(summary),
+                                        utc=True, jobs=jobs, cache=False)
+    sums = ([line for line in summary.read_text().splitlines() if not line.startswith("Elapsed")]
+            if summary.exists() else None)
+    if summary.exists():
+        summary.unlink()
+    return code, stdout, sums, err
+
+
 def check_fmt(path, seed: Seed, work: pathlib.Path, jobs: bool) -> list[str]:
     failures = []
     for form in ("text", "csv", "jsonl"):
@@ -371,6 +386,12 @@ def check_fmt(path, seed: Seed, work: pathlib.Path, jobs: bool) -> list[str]:
             two = _run(path, seed.tmfs, work / f"o2.{form}", output_format=form, jobs=JOBS, cache=False)
             if one != two:
                 failures.append(f"fmt {form} -j {JOBS} differs from -j 1: {_first_difference(two, one)}")
+        if form == "text":      # the summary alone: the full run's, no text printed
+            for n in (1, JOBS) if jobs and seed.parallel else (1,):
+                alone = _run_summary_alone(path, seed.tmfs, work / f"alone{n}.sum", n)
+                if alone != (one[0], "", one[2], one[3]):
+                    failures.append(f"fmt summary alone -j {n} differs from the text run: "
+                                    f"{_first_difference(alone, (one[0], '', one[2], one[3]))}")
     return failures
 
 

@@ -78,6 +78,7 @@ struct wppr_renderer {
     uint32_t nprogs, cap;
     int noprefix;
     int output, quote_all;            /* WPPR_OUT_*, every CSV field quoted */
+    int no_text;                      /* text lines decided (holes, rows counted), not printed */
     int64_t iso_second;               /* the FILETIME second of iso and filetime */
     uint8_t iso[48];                  /* '{"timestamp":"YYYY-MM-DDTHH:MM:SS.' */
     uint8_t filetime[48];             /* 'Z","filetime":' and the second's digits */
@@ -148,6 +149,8 @@ void wppr_set_output(wppr_renderer *r, int output, int quote_all)
 }
 
 int wppr_output(const wppr_renderer *r) { return r->output; }
+
+void wppr_set_text(wppr_renderer *r, int wanted) { r->no_text = !wanted; }
 
 uint32_t wppr_program_rows_all(const wppr_renderer *r, uint64_t *out, uint32_t cap)
 {
@@ -742,15 +745,19 @@ static int op_may_need_escape(const pr_op *op)
 
 /* The ops [from, to) of p. json: the text goes inside a JSON string and p's literals need no
  * escape (deco.plain_literals): each value is escaped as it is printed, so the literals are
- * never scanned. Inlined into its two callers, each with json a constant. */
+ * never scanned. text 0: the ops decide the row (a hole or not) and print nothing, o untouched;
+ * only PTIME decides anything (every other op's conversion and item were checked against its
+ * argument when the program was added, and split_args checked the bytes), so no text is
+ * needed to decide. Inlined into its callers, each with json and text constants. */
 static inline __attribute__((always_inline)) int
 run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
-           int ps, wppr_buf *o, const program *msg, int json)
+           int ps, wppr_buf *o, const program *msg, int json, int text)
 {
     for (uint16_t i = from; i < to; i++) {
         const pr_op *op = &p->ops[i];
-        size_t start = o->len, value = start;
+        size_t start = text ? o->len : 0, value = start;
         int rc = 0;
+        if (!text && op->op != WPPR_OP_PTIME) continue;
         switch (op->op) {
         case WPPR_OP_LIT:
             if (wppr_reserve(o, op->p2)) return -1;
@@ -795,6 +802,7 @@ run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const
             break;
         case WPPR_OP_PTIME: {
             if (row->milli == WPPR_TIME_OUT_OF_RANGE) return ROW_HOLE;
+            if (!text) continue;
             if (row->milli != WPPR_NO_TIME) {       /* written in place: 64 bytes at most */
                 if (wppr_reserve(o, 64)) return -1;
                 o->len += (size_t)wppr_time_cached(&r->time, row->milli, (char *)o->data + o->len);
@@ -826,29 +834,53 @@ run_ops_as(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const
 static int run_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to, const wppr_row *row,
                    int ps, wppr_buf *o, const program *msg)
 {
-    return run_ops_as(r, p, from, to, row, ps, o, msg, 0);
+    return run_ops_as(r, p, from, to, row, ps, o, msg, 0, 1);
+}
+
+/* run_ops deciding the row without printing it (wppr_set_text) */
+static int check_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to,
+                     const wppr_row *row, int ps, wppr_buf *o, const program *msg)
+{
+    return run_ops_as(r, p, from, to, row, ps, o, msg, 0, 0);
 }
 
 static int run_json_ops(wppr_renderer *r, const program *p, uint16_t from, uint16_t to,
                         const wppr_row *row, int ps, wppr_buf *o)
 {
-    return run_ops_as(r, p, from, to, row, ps, o, p, 1);
+    return run_ops_as(r, p, from, to, row, ps, o, p, 1, 1);
 }
 
-/* the line of a row (prefix and message) without its line end */
-static int render_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
+/* the line of a row (prefix and message) without its line end; text 0: only decided
+ * (check_ops), nothing printed */
+static inline __attribute__((always_inline)) int
+render_line_as(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o, int text)
 {
     int rc;
     uint16_t body = p->nprefix < p->nops ? p->nprefix + 1 : 0;
+    int (*ops)(wppr_renderer *, const program *, uint16_t, uint16_t, const wppr_row *, int,
+               wppr_buf *, const program *) = text ? run_ops : check_ops;
     /* a column's text is the message alone, whatever noprefix says */
     if ((p->flags & WPPR_P_PREFIX) && !r->noprefix && r->output != WPPR_OUT_COLUMNS) {
         if (p->prefix) {
-            if ((rc = run_ops(r, p->prefix, 0, p->prefix->nops, row, ps, o, p))) return rc;
-        } else if (body && (rc = run_ops(r, p, 0, p->nprefix, row, ps, o, p))) {
+            if ((rc = ops(r, p->prefix, 0, p->prefix->nops, row, ps, o, p))) return rc;
+        } else if (body && (rc = ops(r, p, 0, p->nprefix, row, ps, o, p))) {
             return rc;
         }
     }
-    return run_ops(r, p, body, p->nops, row, ps, o, p);
+    return ops(r, p, body, p->nops, row, ps, o, p);
+}
+
+static int render_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
+{
+    return render_line_as(r, p, row, ps, o, 1);
+}
+
+/* out of line: its ops loop inlined into render_row would cost every printed row its
+ * registers saved and restored */
+static __attribute__((noinline)) int
+check_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *o)
+{
+    return render_line_as(r, p, row, ps, o, 0);
 }
 
 /* b->data[start:] as a CSV field (Python's csv module: quoted when it holds a comma, a quote
@@ -1291,6 +1323,7 @@ static int render_row(wppr_renderer *r, program *p, const wppr_row *row, wppr_bu
     if (rc) return rc;
     if (r->output == WPPR_OUT_CSV) return render_csv(r, p, row, ps, o);
     if (r->output == WPPR_OUT_JSON) return render_json(r, p, row, ps, o);
+    if (r->no_text) return check_line(r, p, row, ps, o);
     if ((rc = render_line(r, p, row, ps, o))) return rc;
     return wppr_putc(o, '\n');
 }

@@ -170,6 +170,9 @@ int wppr_render(wppr_renderer *r, const wppr_row *rows, uint32_t n, wppr_buf *ou
 /* The output form of the rows (WPPR_OUT_*); quote_all: every CSV field quoted. */
 void wppr_set_output(wppr_renderer *r, int output, int quote_all);
 int wppr_output(const wppr_renderer *r);
+/* wanted 0: text lines (WPPR_OUT_TEXT) are decided as when printed (the same holes, the same
+ * rows counted) but nothing is appended to the output; 1 (the default): printed. */
+void wppr_set_text(wppr_renderer *r, int wanted);
 /* The decoration of a program's CSV rows or JSON objects (without one, its rows in those
  * forms are holes). CSV: the row's first fields, as CSV text. JSON: u32 head length, the
  * head (the keys "guid" .. "flags" with a leading comma), u16 argument count, then per
