@@ -110,7 +110,7 @@ def test_an_os_error_as_the_win32_error_of_its_errno(tmp_path):
     directory = as_win32(IsADirectoryError(errno.EISDIR, "Is a directory", str(tmp_path)))
     assert (directory.name, directory.filename) == ("ERROR_BAD_PATHNAME", str(tmp_path))
     assert str(directory) == f"ERROR_BAD_PATHNAME (161): {tmp_path}: is a directory: expected a file"
-    other = OSError(errno.ELOOP, "Too many levels of symbolic links")
+    other = OSError(errno.ENAMETOOLONG, "File name too long")
     assert as_win32(other) is other
     already = Win32Error(5)
     assert as_win32(already) is already
@@ -122,7 +122,8 @@ def test_an_errno_and_a_code_paired_both_ways_map_back_to_each_other():
     from wpptrace.winerror import Win32Error, as_win32
 
     for name, code in (("ENOENT", "ERROR_FILE_NOT_FOUND"), ("EACCES", "ERROR_ACCESS_DENIED"),
-                       ("EMFILE", "ERROR_TOO_MANY_OPEN_FILES"), ("ENOSPC", "ERROR_DISK_FULL")):
+                       ("EMFILE", "ERROR_TOO_MANY_OPEN_FILES"), ("ENOSPC", "ERROR_DISK_FULL"),
+                       ("ELOOP", "ERROR_CANT_RESOLVE_FILENAME")):
         err = as_win32(OSError(getattr(errno, name), name))
         assert isinstance(err, Win32Error) and err.name == code
         assert errno.errorcode[err.errno] == name

@@ -137,10 +137,11 @@ def _run_show(args: argparse.Namespace) -> int:
         print(f"wpptrace tmf show: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
-        # "PATH: reason", not OSError's "[Errno 2] reason: 'PATH'"
+        # "PATH: reason (its Win32 code)", not OSError's "[Errno 2] reason: 'PATH'"
+        from wpptrace._cliutil import reason
+
         where = f"{err.filename}: " if err.filename is not None else ""
-        print(f"wpptrace tmf show: error: {where}{(err.strerror or str(err)).rstrip('.')}",
-              file=sys.stderr)
+        print(f"wpptrace tmf show: error: {where}{reason(err, err.filename)}", file=sys.stderr)
         return 1
     for path in args.paths:
         if os.path.isdir(path) and not _has_tmf_files(path):

@@ -20,6 +20,7 @@ character is one bad line.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import re
@@ -416,8 +417,23 @@ def _add_source(tmfset: TmfSet, path: str, priority: int, tolerant: bool, requir
     elif os.path.exists(path):
         load_file(tmfset, path, priority, tolerant)
     elif required:
-        raise FileNotFoundError(2, "No such TMF file or directory", path)
+        raise _not_found(path)
     # a missing search-path entry is skipped, as SearchPath does
+
+
+def _not_found(path: str) -> OSError:
+    """Why a path given names nothing to load: missing, or else what stat says (a loop of
+    symbolic links is not a missing file), by its Win32 code where it has one."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno not in (errno.ENOENT, errno.ENOTDIR):
+            from wpptrace.winerror import as_win32
+
+            return as_win32(err)
+    except ValueError:      # a NUL in the name: nothing by that name
+        pass
+    return FileNotFoundError(errno.ENOENT, "No such TMF file or directory", path)
 
 
 def load(

@@ -38,6 +38,7 @@ CODES: dict[str, int] = {
     "ERROR_CANCELLED": 1223,
     "ERROR_NO_SYSTEM_RESOURCES": 1450,
     "ERROR_INVALID_TIME": 1901,
+    "ERROR_CANT_RESOLVE_FILENAME": 1921,
     "ERROR_WMI_GUID_NOT_FOUND": 4200,
     "ERROR_WMI_INSTANCE_NOT_FOUND": 4201,
     "ERROR_WMI_ALREADY_ENABLED": 4206,
@@ -72,6 +73,7 @@ _MESSAGES = {
     1223: "The operation was canceled by the user.",
     1450: "Insufficient system resources exist to complete the requested service.",
     1901: "The specified time is invalid.",
+    1921: "The name of the file cannot be resolved by the system.",
     4200: "The GUID passed was not recognized as valid by a WMI data provider.",
     4201: "The instance name passed was not recognized as valid by a WMI data provider.",
     4206: "The WMI data block or event notification has already been enabled.",
@@ -110,6 +112,7 @@ _ERRNO_PAIRS = (
     ("ERROR_MORE_DATA", "EMSGSIZE", _TO_ERRNO),
     ("ERROR_NOACCESS", "EFAULT", _TO_ERRNO),
     ("ERROR_CANCELLED", "ECANCELED", _TO_ERRNO),
+    ("ERROR_CANT_RESOLVE_FILENAME", "ELOOP", _BOTH),      # a loop of symbolic links
 )
 _ERRNO_OF: dict[int, int] = {}          # Win32 code -> errno
 _CODE_OF_ERRNO: dict[int, int] = {}     # errno -> Win32 code

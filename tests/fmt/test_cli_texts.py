@@ -99,6 +99,21 @@ def test_tmf_show_of_a_missing_path_or_an_empty_directory(capsys, tmp_path):
     assert err == f"wpptrace tmf show: warning: {tmp_path}: no .tmf or .tmc files in this directory\n"
 
 
+def test_a_loop_of_symbolic_links_is_named_by_its_win32_code(capsys, tmp_path):
+    """A path whose links lead back to themselves (ELOOP) is one line naming the Win32 code, as
+    a missing file is, not the C library's "Too many levels of symbolic links" or "No such TMF
+    file or directory"."""
+    for name in ("loop.etl", "loop"):
+        os.symlink(name, tmp_path / name)
+    unresolved = "The name of the file cannot be resolved by the system (ERROR_CANT_RESOLVE_FILENAME)"
+    rc, out, err = wpptrace(capsys, "fmt", tmp_path / "loop.etl", "-p", tmp_path)
+    assert rc == 1 and out == ""
+    assert err == f"wpptrace fmt: error: {tmp_path / 'loop.etl'}: cannot read: {unresolved}\n"
+    rc, out, err = wpptrace(capsys, "tmf", "show", tmp_path / "loop")
+    assert rc == 1 and out == ""
+    assert err == f"wpptrace tmf show: error: {tmp_path / 'loop'}: {unresolved}\n"
+
+
 def test_tmf_from_pdb_of_a_missing_file(capsys, tmp_path):
     rc, out, err = wpptrace(capsys, "tmf", "from-pdb", tmp_path / "nope.pdb", "-o", tmp_path)
     assert rc == 1 and out == ""

@@ -355,6 +355,7 @@ typedef struct {                    /* writer with 4-byte pointers: 0x110 bytes 
 #define ERROR_CANCELLED                 1223
 #define ERROR_NO_SYSTEM_RESOURCES       1450
 #define ERROR_INVALID_TIME              1901
+#define ERROR_CANT_RESOLVE_FILENAME     1921
 #define ERROR_WMI_GUID_NOT_FOUND        4200
 #define ERROR_WMI_INSTANCE_NOT_FOUND    4201
 #define ERROR_WMI_ALREADY_ENABLED       4206
