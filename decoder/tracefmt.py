@@ -115,13 +115,16 @@ def _is_device(path: str) -> bool:
 
 
 def _conflicting_options(args: argparse.Namespace) -> str | None:
-    """Why options given together cannot all be followed (a run that writes nothing, or
-    more than -summaryonly says), else None."""
+    """Why options given together cannot all be followed (a run that writes nothing, more
+    than -summaryonly says, or an option that would do nothing), else None."""
     if args.summaryonly and args.nosummary:
         return "-summaryonly and -nosummary: give one (together nothing would be written)"
     if args.summaryonly and (args.display or args.displayonly):
         shown = "-displayonly" if args.displayonly else "-display"
         return f"-summaryonly and {shown}: give one (-summaryonly writes no text)"
+    if not args.csv and (args.csvheader or args.csvquote):
+        given = "-csvheader" if args.csvheader else "-csvquote"
+        return f"{given} is for -csv output: give -csv too"
     return None
 
 

@@ -298,6 +298,8 @@ def test_options_that_cannot_all_be_followed_are_a_usage_error(capsys, fmt_data,
     (["-summaryonly", "-nosummary"], "-summaryonly and -nosummary: give one (together nothing would be written)"),
     (["-summaryonly", "-displayonly"], "-summaryonly and -displayonly: give one (-summaryonly writes no text)"),
     (["-summaryonly", "-display"], "-summaryonly and -display: give one (-summaryonly writes no text)"),
+    (["-csvheader"], "-csvheader is for -csv output: give -csv too"),
+    (["-csvquote", "-displayonly"], "-csvquote is for -csv output: give -csv too"),
 ])
 def test_tracefmt_options_that_cannot_all_be_followed_are_a_usage_error(capsys, fmt_data, tmp_path, options,
                                                                          said, monkeypatch):
