@@ -681,15 +681,22 @@ class ProgramTable:
         self._publish_claim = lib.pshare_publish_claim   # (one lookup: called once a message)
         self._add_publish_claim = lib.pshare_add_publish_claim
 
+    def _open(self):
+        """The table's handle for a C call; ValueError once closed (C is never handed none)."""
+        table = self._table
+        if table is None:
+            raise ValueError("the shared program table is closed")
+        return table
+
     def claim(self, guid_le: bytes, number: int) -> tuple[int, int]:
-        slot = lib.pshare_claim(self._table, guid_le, number, self._state)
+        slot = lib.pshare_claim(self._open(), guid_le, number, self._state)
         return slot, self._state[0]
 
     def state(self, slot: int) -> int:
-        return lib.pshare_state(self._table, slot)
+        return lib.pshare_state(self._open(), slot)
 
     def publish(self, slot: int, record: bytes) -> bool:
-        return lib.pshare_publish(self._table, slot, record, len(record)) == 0
+        return lib.pshare_publish(self._open(), slot, record, len(record)) == 0
 
     def publish_parts(self, slot: int, mode: bytes, component: str, name: str, has_prefix: bool,
                       unknown: str | None, prefix_program: int, blob: bytes,
@@ -703,7 +710,7 @@ class ProgramTable:
             unknown_b = unknown.encode()
             unknowns = len(unknown_b)
         return lib.pshare_publish_parts(
-            self._table, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
+            self._open(), slot, mode, has_prefix, prefix_program, component_b, len(component_b),
             name_b, len(name_b), unknown_b, unknowns, blob, len(blob),
             ffi.NULL if decoration is None else decoration,
             0 if decoration is None else len(decoration)) == 0
@@ -719,7 +726,7 @@ class ProgramTable:
         unknown_b = _NULL if unknown is None else unknown.encode()
         state = self._state
         return self._publish_claim(
-            self._table, slot, mode, has_prefix, prefix_program, component_b, len(component_b),
+            self._open(), slot, mode, has_prefix, prefix_program, component_b, len(component_b),
             name_b, len(name_b), unknown_b, 0 if unknown is None else len(unknown_b), blob,
             len(blob), _NULL if decoration is None else decoration,
             0 if decoration is None else len(decoration),
@@ -735,26 +742,27 @@ class ProgramTable:
         component_b, name_b = component.encode(), name.encode()
         state = self._state
         slot = self._add_publish_claim(
-            self._table, renderer.raw, self._program, slot, mode, has_prefix, prefix_program,
+            self._open(), renderer.raw, self._program, slot, mode, has_prefix, prefix_program,
             component_b, len(component_b), name_b, len(name_b), blob, len(blob),
             _NULL if next_guid is None else next_guid, next_number, state)
         return self._program[0], slot, state[0]
 
     def refuse(self, slot: int) -> None:
-        lib.pshare_refuse(self._table, slot)
+        lib.pshare_refuse(self._open(), slot)
 
     def record(self, slot: int) -> bytes | None:
-        data = lib.pshare_record(self._table, slot, self._length)
+        data = lib.pshare_record(self._open(), slot, self._length)
         return None if data == ffi.NULL else ffi.unpack(ffi.cast("char *", data), self._length[0])
 
     def ready(self, keys: list[tuple[bytes, int]]) -> list[int]:
         """The slot of each key (GUID bytes_le, number) whose record is READY, -1 for the
         others (nothing claimed), in one C call."""
+        table = self._open()
         n = len(keys)
         guids, numbers = _key_columns(keys)
         slots = array("q", bytes(8 * n))
         if n:
-            lib.pshare_ready(self._table, guids, ffi.from_buffer("uint32_t[]", numbers), n,
+            lib.pshare_ready(table, guids, ffi.from_buffer("uint32_t[]", numbers), n,
                              ffi.from_buffer("int64_t[]", slots))
         return slots.tolist()
 
@@ -762,13 +770,13 @@ class ProgramTable:
         """Post the keys (GUID bytes_le, number) process number ``process`` needs first;
         False when it cannot (see ``pshare_post``)."""
         guids, numbers = _key_columns(keys)
-        return lib.pshare_post(self._table, process, guids, ffi.from_buffer("uint32_t[]", numbers),
+        return lib.pshare_post(self._open(), process, guids, ffi.from_buffer("uint32_t[]", numbers),
                                len(keys)) == 0
 
     def posted(self, process: int) -> list[tuple[bytes, int]] | None:
         """The keys process number ``process`` posted, None when it has not posted."""
         at = ffi.new("uint8_t **")
-        n = lib.pshare_posted(self._table, process, at)
+        n = lib.pshare_posted(self._open(), process, at)
         if n < 0:
             return None
         data = ffi.buffer(at[0], 20 * n)[:]
@@ -777,15 +785,16 @@ class ProgramTable:
 
     def has_posted(self, process: int) -> bool:
         """Whether process number ``process`` has posted its keys (none read)."""
-        return lib.pshare_posted(self._table, process, self._keys_at) >= 0
+        return lib.pshare_posted(self._open(), process, self._keys_at) >= 0
 
     def shares(self, processes: int, file_weight: int) -> list[list[tuple[bytes, int]]] | None:
         """``program_share.shares_of`` of the keys processes 0..``processes``-1 posted, made
         in one C call (``pshare_shares``; ``file_weight``: what a GUID's file weighs); None
         when one has not posted. A GUID is one bytes object in all the keys."""
+        table = self._open()
         total = 0
         for k in range(processes):
-            posted = lib.pshare_posted(self._table, k, self._keys_at)
+            posted = lib.pshare_posted(table, k, self._keys_at)
             if posted < 0:
                 return None
             total += posted
@@ -793,7 +802,7 @@ class ProgramTable:
         guids = _UNCLEARED("uint8_t[]", 16 * room)
         guid_of, numbers = array("I", bytes(4 * room)), array("I", bytes(4 * room))
         counts = array("I", bytes(4 * processes))
-        found = lib.pshare_shares(self._table, processes, file_weight, guids,
+        found = lib.pshare_shares(table, processes, file_weight, guids,
                                   ffi.from_buffer("uint32_t[]", guid_of),
                                   ffi.from_buffer("uint32_t[]", numbers),
                                   ffi.from_buffer("uint32_t[]", counts))
@@ -812,16 +821,17 @@ class ProgramTable:
     def meet(self, outcome: int) -> int:
         """The meeting's outcome (``AGREED`` or ``ABANDONED``): ``outcome`` if it was still
         open, else the one decided before."""
-        return lib.pshare_meet(self._table, outcome)
+        return lib.pshare_meet(self._open(), outcome)
 
     def install(self, renderer, slots: list[int], mode: bytes, prefix: int
                 ) -> tuple[array, bytes, str]:
         """``install_records`` of the records of ``slots`` (one not READY: none), read where
         they are in the table."""
+        table = self._open()
         n = len(slots)
         offsets, lengths = ffi.new("uint64_t[]", n or 1), ffi.new("uint32_t[]", n or 1)
-        lib.pshare_records(self._table, slots, n, offsets, lengths)
-        return _install(renderer, lib.pshare_arena(self._table), 0, offsets, lengths, n,
+        lib.pshare_records(table, slots, n, offsets, lengths)
+        return _install(renderer, lib.pshare_arena(table), 0, offsets, lengths, n,
                         sum(ffi.unpack(lengths, n)), mode, prefix)
 
     @property

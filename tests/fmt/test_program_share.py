@@ -206,6 +206,51 @@ def test_a_program_registered_and_published_with_the_next_key_claimed_in_one_cal
     table.close()
 
 
+_AFTER_CLOSE = """
+from wpptrace.decoder._hazmat import ProgramTable
+from wpptrace.tmf.native import NativeRenderer
+
+guid = bytes(16)
+table = ProgramTable(16, 4096)
+table.close()
+table.close()                                       # a second close does nothing
+calls = {
+    "claim": lambda: table.claim(guid, 1), "state": lambda: table.state(0),
+    "publish": lambda: table.publish(0, b"x"),
+    "publish_parts": lambda: table.publish_parts(0, b"mode", "C", "N", False, None, -1, b"", None),
+    "publish_claim": lambda: table.publish_claim(0, 0, "C", "N", False, None, -1, b"", None, guid, 2),
+    "add_publish_claim": lambda: table.add_publish_claim(NativeRenderer(), 0, 0, "C", "N", False, -1,
+                                                         b"", guid, 2),
+    "refuse": lambda: table.refuse(0), "record": lambda: table.record(0),
+    "ready": lambda: table.ready([(guid, 1)]), "post": lambda: table.post(0, [(guid, 1)]),
+    "posted": lambda: table.posted(0), "has_posted": lambda: table.has_posted(0),
+    "shares": lambda: table.shares(1, 1), "meet": lambda: table.meet(table.AGREED),
+    "install": lambda: table.install(NativeRenderer(), [0], b"mode", -1),
+}
+for name, call in calls.items():
+    try:
+        call()
+    except ValueError as exc:
+        print(name, exc)
+    else:
+        print(name, "returned")
+"""
+
+
+def test_a_closed_table_refuses_every_call():
+    """A call after ``close`` said cffi's "initializer for ctype 'struct pshare_table *' must
+    be a cdata pointer": each says the table is closed (ValueError), in a process of its own
+    so that a call reaching C without a table fails the test, not the run."""
+    done = subprocess.run([sys.executable, "-c", _AFTER_CLOSE], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+    said = [line.split(" ", 1) for line in done.stdout.splitlines()]
+    assert [name for name, _ in said] == ["claim", "state", "publish", "publish_parts", "publish_claim",
+                                          "add_publish_claim", "refuse", "record", "ready", "post",
+                                          "posted", "has_posted", "shares", "meet", "install"]
+    assert {text for _, text in said} == {"the shared program table is closed"}
+
+
 def _file_keys(path) -> list[tuple[bytes, int]]:
     """The message keys (GUID bytes_le, number) of ``path``'s records, in the order the rows
     path first meets them."""
