@@ -89,11 +89,12 @@ def _cut_long_lines(data: bytes) -> bytes:
     start: still too long, the grammar refuses it at its line as it would the whole line, and
     the file is not decoded and split whole (a file of one 200 MB line cost 4 times that).
     Each step looks for a line's end in the next _LONG_LINE_BYTES + 1 bytes only, from the
-    back: a file of short lines takes one memrchr per such stretch."""
-    if len(data) <= _LONG_LINE_BYTES:
+    back: a file of short lines takes one memrchr per such stretch. What is left at the end,
+    _LONG_LINE_BYTES + 1 bytes or fewer, needs no cut (a line is cut to that length)."""
+    if len(data) <= _LONG_LINE_BYTES + 1:
         return data
     kept, start, at = [], 0, 0      # data[start:at]: kept so far, not yet copied
-    while len(data) - at > _LONG_LINE_BYTES:
+    while len(data) - at > _LONG_LINE_BYTES + 1:     # (so data[stretch] is a byte of the file)
         stretch = at + _LONG_LINE_BYTES + 1
         end = data.rfind(b"\n", at, stretch)
         end = max(end, data.rfind(b"\r", max(at, end + 1), stretch))   # (a CR after that LF only)

@@ -81,3 +81,67 @@ def test_many_long_lines_are_cut_in_time_linear_in_the_file(end):
     assert cut.count(end) == 50
     assert all(len(part) == _LONG_LINE_BYTES + 1 for part in cut.split(end)[:-1])
     assert _CountedBytes.scanned <= 8 * size        # (it was 28 times: once per line)
+
+
+def _line_of(size: int, fill: bytes) -> bytes:
+    """``size`` bytes that end with whole ``fill`` characters (a multi-byte one ends the file)."""
+    return b"a" * (size % len(fill)) + fill * (size // len(fill))
+
+
+@pytest.mark.parametrize("fill", [b"x", "\u00e9".encode(), "\u20ac".encode()])
+@pytest.mark.parametrize("before", [b"", b"// h\n", b"// h\r\n" + b"y" * (4 * MAX_LINE + 5) + b"\r"])
+@pytest.mark.parametrize("end", [b"", b"\n", b"\r", b"\r\n"])
+@pytest.mark.parametrize("extra", [-1, 0, 1, 2, 3])
+def test_a_last_line_about_as_long_as_the_cut_is_read_to_the_end_of_the_file(fill, before, end, extra):
+    """The last line, with or without a line end, of the cut's length give or take a few bytes:
+    a line of up to _LONG_LINE_BYTES + 1 bytes is kept whole; a longer one is cut to that, or
+    up to 3 bytes less so as not to split a UTF-8 character; the line end stays."""
+    from wpptrace.tmf.loader import _LONG_LINE_BYTES, _cut_long_lines, text_lines
+
+    line = _line_of(_LONG_LINE_BYTES + extra, fill)
+    cut = _cut_long_lines(before + line + end)
+    assert cut.endswith(end)
+    got = text_lines(cut.decode("utf-8"))
+    want = text_lines((before + line + end).decode("utf-8"))
+    assert len(got) == len(want)
+    for kept, whole in zip(got, want):
+        size = len(whole.encode())
+        if size <= _LONG_LINE_BYTES + 1:
+            assert kept == whole
+        else:
+            assert whole.startswith(kept)
+            assert _LONG_LINE_BYTES - 2 <= len(kept.encode()) <= _LONG_LINE_BYTES + 1
+
+
+def test_a_tmf_file_ending_in_a_line_one_byte_past_the_cut_is_refused_at_that_line(tmp_path, capsys):
+    from wpptrace import cli
+    from wpptrace.tmf.loader import _LONG_LINE_BYTES
+
+    path = tmp_path / f"{GUID}.tmf"
+    path.write_bytes(HEAD.encode() + b'#typev s_c10 10 "' + b"x" * (_LONG_LINE_BYTES + 1 - 17))
+    assert cli.main(["tmf", "show", str(path), "--no-env"]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0].startswith(f"{path}:2:")
+    assert f"line longer than {MAX_LINE} characters" in err.splitlines()[0]
+    assert "index out of range" not in err
+
+
+def test_fmt_goes_on_past_a_tmf_file_ending_in_a_line_one_byte_past_the_cut(tmp_path, capsys):
+    """One such file among the TMF files of a -p folder: the others still decode the trace."""
+    import shutil
+    from pathlib import Path
+
+    from wpptrace import cli
+    from wpptrace.tmf.loader import _LONG_LINE_BYTES
+
+    samples = Path(__file__).resolve().parents[2] / "samples" / "wpp_capture"
+    tmfdir = tmp_path / "tmf"
+    shutil.copytree(samples / "tmf", tmfdir)
+    # a TMF file the trace's messages need, its last line a comment one byte past the cut
+    needed = tmfdir / "9b93a332-c452-3e71-64f7-55130c7de2e4.tmf"
+    needed.write_bytes(needed.read_bytes().rstrip(b"\r\n") + b"\n" + b"/" * (_LONG_LINE_BYTES + 1))
+    code = cli.main(["fmt", "--no-cache", "-p", str(tmfdir), str(samples / "wppemitter-sample.etl")])
+    out, err = capsys.readouterr()
+    assert "index out of range" not in err
+    assert code == 0, err
+    assert "Unknown" not in out and out.count("\n") > 40
