@@ -2,8 +2,8 @@
 
 Each line: kind, provider or message GUID, id (message number / event id / hook id),
 time (UTC, 100 ns), processor, thread, process, size. The summary counts records by kind
-(the log-file header record included), buffers, compressed buffers, events lost and
-records skipped or damaged; problems go to stderr with their file offsets, and so does a
+(the log-file header record included), buffers, compressed buffers, events lost (unknown
+when the log-file header is damaged) and records skipped or damaged; problems go to stderr with their file offsets, and so does a
 notice when the session never stopped cleanly (docs/unclean-stop.md). Exit status is 0 for a
 clean file, 1 when any damage was reported (everything readable is still listed).
 """
@@ -123,7 +123,8 @@ def _summary(etl: EtlFile) -> dict:
         "by_kind": {k: st.by_kind[k] for k in KINDS},
         "buffers": st.buffers,
         "compressed_buffers": st.compressed_buffers,
-        "events_lost": etl.header.events_lost,
+        # a damaged header's count is not told as a fact: None, unknown
+        "events_lost": etl.header.events_lost if etl.header.valid else None,
         "skipped": st.skipped,
         "errors": [{"file": e.file, "offset": e.offset, "message": e.message} for e in etl.errors],
     }
@@ -137,8 +138,9 @@ def _summary(etl: EtlFile) -> dict:
 def _summary_text(etl: EtlFile, s: dict) -> str:
     kinds = ", ".join(f"{k} {n}" for k, n in s["by_kind"].items() if n)
     h = etl.header
+    lost = (f"events lost {s['events_lost']}, buffers lost {h.buffers_lost}" if h.valid
+            else "events lost and buffers lost unknown (the log-file header is damaged)")
     return (f"-- {s['records']} records ({kinds}); {s['buffers']} buffers, "
-            f"{s['compressed_buffers']} compressed; events lost {s['events_lost']}, "
-            f"buffers lost {h.buffers_lost}; skipped or damaged {s['skipped']}; "
+            f"{s['compressed_buffers']} compressed; {lost}; skipped or damaged {s['skipped']}; "
             f"{len(s['errors'])} errors"
             + (f" (+{etl.issues_dropped} not listed)" if etl.issues_dropped else "") + "\n")
