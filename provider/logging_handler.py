@@ -50,7 +50,7 @@ from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
 
 from .tracing import _NO_ROOM, WPP_TRACE_OPTIONS, Provider, _text_of, _warn_once
-from .tracing_interrupts import passes_on
+from .tracing_interrupts import no_room, passes_on, raised_by_signal_handler
 from .tracing_sources import StackTooSmall
 from .tracing_sites import TRACE_LEVEL_NAMES, LoggingSite, message_guid, message_name, relative_source_path, \
     scan_logging_calls, trace_level_for
@@ -195,12 +195,15 @@ class WppHandler(logging.Handler):
                 if record.stack_info:
                     text = (text + "\n" if text else "") + record.stack_info
                 self._send(handle, self._fallback_le, fallback_number(level), self._formatted(text))
-        except (MemoryError, RecursionError):
-            # No memory or stack left (a record logged near the recursion limit): lost and
-            # counted as the provider's calls are; handleError would need the same room.
-            self._lost()
         except Exception as exc:  # noqa: BLE001 - logging's contract: report, never raise
-            if passes_on(exc):
+            if no_room(exc):
+                # No memory or stack left (a record logged near the recursion limit): lost and
+                # counted as the provider's calls are; handleError would need the same room.
+                # A RecursionError caught shallow is the record's own (its template, its
+                # exception): reported below as any record that cannot be written.
+                self._lost()
+                return
+            if raised_by_signal_handler(exc):
                 raise     # ... but what the application's signal handler raised is its own
             self.handleError(record)
 

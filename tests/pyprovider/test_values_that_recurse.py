@@ -6,6 +6,7 @@ never reported, silent in strict mode (and in tests that capture strictly) too."
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 import warnings
 
@@ -117,4 +118,54 @@ def test_a_logged_record_with_a_value_that_recurses_is_written_as_its_template_a
     assert len(texts) == 2 and all(t.startswith("node %s (not formatted: RecursionError") for t in texts)
     assert provider.events_dropped == 0 and provider.last_error != ERROR_NOT_ENOUGH_MEMORY
     assert len([w for w in seen if w.category is TraceWarning]) == 1
+    assert "Logging error" not in capsys.readouterr().err
+
+
+class Template(str):
+    """A message template whose own hash recurses (the handler looks its call site up by it)."""
+
+    def __hash__(self):
+        return hash(Template(self))
+
+
+def test_a_record_that_recurses_in_a_shallow_call_is_reported_not_counted_lost(capsys):
+    """A RecursionError raised where the stack was shallow is the record's own (here its
+    template's), reported as logging's handlers report a record they cannot write; it was
+    counted as an event lost for want of memory (ERROR_NOT_ENOUGH_MEMORY), never said."""
+    provider = Provider("RecurseLogShallow", register=False, flags=("LOGGING",))
+    provider._use_writer(lambda h, fl, g, n, p: 0)
+    provider._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    log = logging.getLogger(f"recurse.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.addHandler(WppHandler(provider=provider))
+    log.setLevel(logging.DEBUG)
+    log.info(Template("hashed %s"), 1)
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err and "RecursionError" in err, err
+    assert provider.events_dropped == 0 and provider.last_error != ERROR_NOT_ENOUGH_MEMORY
+
+
+def test_a_record_logged_near_the_recursion_limit_is_still_counted_lost(capsys):
+    """The other side of the rule: caught deep, a RecursionError is no room left (the record
+    lost and counted, nothing said: saying it would need the same room)."""
+    provider = Provider("RecurseLogDeep", register=False, flags=("LOGGING",))
+    provider._use_writer(lambda h, fl, g, n, p: 0)
+    provider._set_enable_state(0x1234, 0xFFFFFFFF, 5)
+    log = logging.getLogger(f"recurse.{uuid.uuid4().hex}")
+    log.propagate = False
+    log.addHandler(WppHandler(provider=provider))
+    log.setLevel(logging.DEBUG)
+
+    def down(depth: int) -> None:
+        if depth:
+            down(depth - 1)
+        else:
+            log.info("deep %d", depth)
+
+    for depth in range(sys.getrecursionlimit()):
+        try:
+            down(depth)
+        except RecursionError:
+            break                                   # the recursion itself reached the limit
+    assert provider.events_dropped > 0 and provider.last_error == ERROR_NOT_ENOUGH_MEMORY
     assert "Logging error" not in capsys.readouterr().err
