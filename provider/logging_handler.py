@@ -358,8 +358,9 @@ class WppHandler(logging.Handler):
 def _flag_text(provider: Provider, flag: int) -> str:
     """The FLAGS= of the handler's messages (what ``%!FLAGS!`` shows): the names of the flag's
     bits in bit order, joined with '|' as a provider's own call with ``A | B`` writes them
-    (records go when a session enables any of them); LOGGING if the provider names none."""
-    return "|".join(f.name for f in provider.flags if int(f) & flag) or "LOGGING"
+    (records go when a session enables any of them); the flag's value in hex if the provider
+    declares no flags (no name to show; as ``trace.info(0x4, ...)`` writes its flag)."""
+    return "|".join(f.name for f in provider.flags if int(f) & flag) or f"0x{flag:x}"
 
 
 def _flag_of(provider: Provider, flag: int | str | None) -> int:

@@ -413,3 +413,18 @@ def test_an_int_flag_is_made_of_the_providers_declared_bits_and_a_bool_is_refuse
     assert WppHandler(provider=flagless, flag=0xFFFFFFFF).flag == 0xFFFFFFFF
     with pytest.raises(TypeError, match=r"not bool"):
         WppHandler(provider=flagless, flag=True)
+
+
+def test_a_provider_without_flags_writes_the_handlers_bits_as_flags() -> None:
+    """A provider that declares no flags has no name for the handler's bit: FLAGS= (what
+    ``%!FLAGS!`` shows) is the bit's value, as a provider's own ``trace.info(0x4, ...)``
+    writes its flag, not LOGGING, a flag the provider does not have."""
+    from wpptrace.provider.tracing import Provider
+
+    flagless = Provider("LogNoFlagNames", register=False)
+    for flag, text in ((None, "0x1"), (4, "0x4"), (5, "0x5"), (0xFFFFFFFF, "0xffffffff")):
+        handler = WppHandler(provider=flagless, flag=flag)
+        assert handler.flag_name == text
+        assert {m.trailer["FLAGS"] for m in handler.fallback_messages()} == {text}
+    named = Provider("LogFlagNamed", register=False, flags=("LOGGING",))
+    assert WppHandler(provider=named).flag_name == "LOGGING"
