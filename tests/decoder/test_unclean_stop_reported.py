@@ -1,10 +1,10 @@
-"""Regression: a file whose session never stopped says so.
+"""A file whose session never stopped says so.
 
 A session whose writer was killed leaves a file that decodes up to its last flushed buffer,
-and nothing said that the end was missing. The writer now leaves TRACE_LOGFILE_HEADER.EndTime
-0 until a clean stop (docs/unclean-stop.md); ``wpptrace dump`` and ``wpptrace fmt -v`` report
-such a file with "the session did not stop cleanly: the last N ms may be missing", N being
-the longest time one processor's last written buffer covered (from the flush before it).
+its end missing. The writer leaves TRACE_LOGFILE_HEADER.EndTime 0 until a clean stop
+(docs/unclean-stop.md); ``wpptrace dump`` and ``wpptrace fmt -v`` report such a file with
+"the session did not stop cleanly: the last N ms may be missing", N being the longest time
+one processor's last written buffer covered (from the flush before it).
 """
 from __future__ import annotations
 
