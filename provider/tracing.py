@@ -293,8 +293,9 @@ class _PythonLevels:
     def _cache_site(self, code: Any, lasti: int, cid: int) -> None:
         """(The C methods' site cache; the Python methods use ``_sites``.)"""
 
-    def _forget_code(self, code_id: int) -> None:
-        """(The C methods' site cache forgets a code object being freed.)"""
+    def _forget_code(self, code_id: int, lastis: tuple[int, ...]) -> None:
+        """(The C methods' site cache forgets a code object being freed: its entries at these
+        instruction offsets.)"""
 
     def _set_core_state(self, handle: int, flags: int, level: int) -> None:
         """(The C methods' copy of the enable state.)"""
@@ -551,10 +552,10 @@ class _ProviderMethods:
         sites, key, provider = self._sites, id(code), weakref.ref(self)
 
         def forget(_ref: Any) -> None:
-            sites.pop(key, None)
+            entry = sites.pop(key, None)
             alive = provider()
-            if alive is not None:
-                alive._forget_code(key)
+            if alive is not None and entry is not None:   # (the C entries' offsets are entry's)
+                alive._forget_code(key, tuple(entry[1]))
         return weakref.ref(code, forget)
 
     def _call_place(self, method: str, code: Any, lasti: int, position: tuple) -> _Place:

@@ -590,6 +590,7 @@ typedef struct {
     unsigned int last_error;
     cache_slot *slots;
     Py_ssize_t cap, used;
+    unsigned long long forget_visits;   /* slots looked at forgetting freed code objects (their cost) */
 } ProviderCore;
 
 static size_t slot_hash(PyObject *code, int lasti) {
@@ -634,25 +635,29 @@ static int cache_put(ProviderCore *self, PyObject *code, int lasti, int site) {
     return 0;
 }
 
-/* Every entry of `code` removed, in place (no allocation: it runs as the code object is freed):
- * each emptied slot is filled again from the entries after it that probed past it. */
-static void cache_forget(ProviderCore *self, const void *code) {
+/* The entry (code, lasti) removed, in place (no allocation: it runs as the code object is
+ * freed): found from its hash, and the slot emptied filled again from the entries after it that
+ * probed past it, so the cost is that of its cluster, not of the table. */
+static void cache_forget(ProviderCore *self, const void *code, int lasti) {
+    if (!self->cap) return;
     size_t mask = (size_t)self->cap - 1;
-    for (Py_ssize_t at = 0; at < self->cap; at++) {
-        if (self->slots[at].code != code) continue;
-        size_t hole = (size_t)at;
-        for (size_t j = (hole + 1) & mask; self->slots[j].code; j = (j + 1) & mask) {
-            size_t home = slot_hash(self->slots[j].code, self->slots[j].lasti) & mask;
-            /* the entry at j stays if its home lies cyclically in (hole, j] */
-            int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-            if (stays) continue;
-            self->slots[hole] = self->slots[j];
-            hole = j;
-        }
-        self->slots[hole].code = NULL;
-        self->used--;
-        at--;                       /* the slot may hold another entry of `code` now */
+    size_t hole = slot_hash((PyObject *)code, lasti) & mask;
+    for (;; hole = (hole + 1) & mask) {
+        self->forget_visits++;
+        if (!self->slots[hole].code) return;   /* not cached */
+        if (self->slots[hole].code == code && self->slots[hole].lasti == lasti) break;
     }
+    for (size_t j = (hole + 1) & mask; self->slots[j].code; j = (j + 1) & mask) {
+        self->forget_visits++;
+        size_t home = slot_hash(self->slots[j].code, self->slots[j].lasti) & mask;
+        /* the entry at j stays if its home lies cyclically in (hole, j] */
+        int stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (stays) continue;
+        self->slots[hole] = self->slots[j];
+        hole = j;
+    }
+    self->slots[hole].code = NULL;
+    self->used--;
 }
 
 static void cache_clear(ProviderCore *self) {
@@ -814,10 +819,18 @@ static PyObject *core_cache_site(PyObject *op, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
-static PyObject *core_forget_code(PyObject *op, PyObject *code_id) {
-    void *code = PyLong_AsVoidPtr(code_id);
+static PyObject *core_forget_code(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_forget_code(code_id, lastis: tuple)");
+        return NULL;
+    }
+    void *code = PyLong_AsVoidPtr(args[0]);
     if (!code && PyErr_Occurred()) return NULL;
-    cache_forget((ProviderCore *)op, code);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[1]); i++) {
+        long lasti = PyLong_AsLong(PyTuple_GET_ITEM(args[1], i));
+        if (lasti == -1 && PyErr_Occurred()) return NULL;
+        cache_forget((ProviderCore *)op, code, (int)lasti);
+    }
     Py_RETURN_NONE;
 }
 
@@ -887,8 +900,8 @@ static PyMethodDef core_methods[] = {
      "_set_core_state(handle, flags, level): the enable state the level methods test"},
     {"_cache_site", (PyCFunction)(void (*)(void))core_cache_site, METH_FASTCALL,
      "_cache_site(code, lasti, site_id): calls at this code object and offset write this site"},
-    {"_forget_code", core_forget_code, METH_O,
-     "_forget_code(id(code)): forget the sites cached for a code object being freed"},
+    {"_forget_code", (PyCFunction)(void (*)(void))core_forget_code, METH_FASTCALL,
+     "_forget_code(id(code), lastis): forget the sites cached for a code object being freed"},
     {"_clear_sites", core_clear_sites, METH_NOARGS, "_clear_sites(): forget the cached call sites"},
     {NULL, NULL, 0, NULL},
 };
@@ -897,6 +910,9 @@ static PyMemberDef core_members[] = {
     {"events_dropped", T_ULONGLONG, offsetof(ProviderCore, events_dropped), 0,
      "events the session refused (no free buffer, larger than a buffer) or lost for want of memory or stack"},
     {"last_error", T_UINT, offsetof(ProviderCore, last_error), 0, "the last refusal's Win32 code"},
+    {"_cache_entries", T_PYSSIZET, offsetof(ProviderCore, used), READONLY, "call sites in the C methods' cache"},
+    {"_forget_visits", T_ULONGLONG, offsetof(ProviderCore, forget_visits), READONLY,
+     "cache slots looked at forgetting freed code objects (the cost of forgetting, for tests)"},
 #if !MANAGED_DICT
     {"__dictoffset__", T_PYSSIZET, offsetof(ProviderCore, dict), READONLY, NULL},
     {"__weaklistoffset__", T_PYSSIZET, offsetof(ProviderCore, weakrefs), READONLY, NULL},

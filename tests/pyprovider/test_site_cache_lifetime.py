@@ -117,3 +117,31 @@ def test_the_c_cache_finds_every_live_site_after_freed_ones_are_forgotten(tmp_pa
     assert [int.from_bytes(p, "little") for _n, p in got] == list(range(120)) + [1000 + k for k in range(1, 120, 2)]
     numbers = [n for n, _p in got]
     assert numbers[120:] == numbers[1:120:2]
+
+
+@pytest.mark.skipif(not fastpath.AVAILABLE, reason="wpptrace._fastpath is not built for this interpreter")
+def test_forgetting_freed_code_costs_in_proportion_to_its_entries(tmp_path):
+    """Code objects freed in bulk (a plugin namespace cleared, a module dropped) are forgotten
+    inside the application, in its GC: each by its own entries, found from their hash. A scan of
+    the whole table for each one cost (freed code objects) x (table size)."""
+    trace = Provider("ForgetCost", guid=uuid.uuid4(), flags=("IO",), register=False)
+    trace._set_enable_state(0x1234, 0xFFFFFFFF, 5)   # no session: calls are counted lost, sites cached
+    functions = 400
+    source = tmp_path / "plugin.py"
+    # every other function makes two calls: a code object with two entries goes with both
+    source.write_text("".join(f"def f{k}(trace, flag, i):\n    trace.info(flag, 'f{k} %d', i)\n"
+                              + (f"    trace.info(flag, 'f{k} again %d', i)\n" if k % 2 else "")
+                              for k in range(functions)))
+    namespace: dict = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)   # noqa: S102 - the module code goes
+    for k in range(functions):
+        namespace[f"f{k}"](trace, trace.flags.IO, k)
+    entries = functions + functions // 2
+    assert trace._cache_entries == entries
+    visits = trace._forget_visits
+    namespace.clear()
+    gc.collect()
+    assert trace._sites == {}
+    assert trace._cache_entries == 0
+    # the table has room for at least twice its entries; a scan per code object looked at all of it
+    assert trace._forget_visits - visits < 8 * entries
