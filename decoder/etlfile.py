@@ -59,6 +59,10 @@ _PROCESSOR = offsetof("WMI_BUFFER_HEADER", "ClientContext")
 _LOGGER_ID = offsetof("WMI_BUFFER_HEADER", "ClientContext", "LoggerId")
 _STATE = offsetof("WMI_BUFFER_HEADER", "State")
 _BUFFER_FLAG = offsetof("WMI_BUFFER_HEADER", "BufferFlag")
+_FILLED = offsetof("WMI_BUFFER_HEADER", "FilledBytes")
+#: a later buffer starts at a multiple of this (``_a_buffer_further_on``), at most this far in
+_BUFFER_ALIGN = 512
+_FURTHEST_SECOND_BUFFER = MAX_BUFFER_SIZE
 _U32 = sizeof("uint32_t")
 #: PointerSize sits at the same offset in both TRACE_LOGFILE_HEADER layouts
 _POINTER_SIZE = offsetof("TRACE_LOGFILE_HEADER64", "PointerSize")
@@ -420,15 +424,21 @@ class EtlFile(ReadLog):
         return header
 
     def _nothing_of_a_trace(self, head: bytes) -> str:
-        """Why the file is no trace at all, or "": buffer 0's WMI_BUFFER_HEADER is junk (a
-        BufferType no buffer has), the record after it has no SYSTEM32/64 marker and the
-        log-file header's PointerSize is neither 4 nor 8. A real file keeps at least one of
-        these three, whatever single damage it took (its damage is then counted, and read
-        past). Text keeps none (its bytes make a BufferType of 0x0909 or more, no 0xC0 marker
-        byte, no PointerSize 4 or 8); random bytes keep one about 1.5 times in 10,000 and are
-        then read as a damaged trace."""
-        info = buffer_info(head)
-        if not_a_buffer_header(info) is None:
+        """Why the file is no trace at all, or "". Refused: a file that starts with the
+        signature of a format often handed to a trace reader by mistake (a PE image, a PDB,
+        an ELF image), and a file that keeps no sign of a trace: buffer 0's WMI_BUFFER_HEADER
+        has no BufferSize and SavedOffset of a buffer, the record after it has no SYSTEM32/64
+        marker, its log-file header has no PointerSize 4 or 8 beside a session buffer size,
+        and no buffer header sits where a later buffer would (``_a_buffer_further_on``). A
+        trace whose start took damage keeps one of these or a later buffer, and is read with
+        its damage counted; a trace of one buffer whose first 0x98 bytes are all damaged is
+        refused. Text keeps none; random bytes keep one about 3 times in 100,000 (two
+        bytes of the marker: 2 in 65,536), and are then read as a damaged trace."""
+        foreign = _foreign_format(head)
+        if foreign:
+            return f"not an .etl file: expected a WMI_BUFFER_HEADER, found the start of {foreign}"
+        size, saved = _buffer_size_of(head), _saved_offset_of(head)
+        if _a_buffer_size(size) and BUFFER_HEADER_SIZE <= saved <= size:
             return ""
         at = BUFFER_HEADER_SIZE
         tail = self._read_at(at, _SYSTEM_HEADER_SIZE + _POINTER_SIZE + _U32)
@@ -438,13 +448,49 @@ class EtlFile(ReadLog):
                     ETL.TRACE_HEADER_TYPE_SYSTEM32, ETL.TRACE_HEADER_TYPE_SYSTEM64)):
                 return ""
         ptr = tail[_SYSTEM_HEADER_SIZE + _POINTER_SIZE:]
-        if len(ptr) == _U32 and int.from_bytes(ptr, "little") in (4, 8):
+        session_size = _buffer_size_of(tail[_SYSTEM_HEADER_SIZE:])
+        if (len(ptr) == _U32 and int.from_bytes(ptr, "little") in (4, 8)
+                and session_size % 1024 == 0 and _a_buffer_size(session_size)):
+            return ""
+        if self._a_buffer_further_on() is not None:
             return ""
         marker = tail[:_U32].ljust(_U32, b"\0")
-        return (f"not an .etl file: expected a WMI_BUFFER_HEADER (BufferType below "
-                f"{ETL.ETW_BUFFER_TYPE_MAXIMUM}), found BufferType {info.buffer_type:#x}; at "
-                f"offset {at:#x} expected the log-file header record (a SYSTEM32/64 marker), "
-                f"found {int.from_bytes(marker, 'little'):#010x}")
+        return (f"not an .etl file: expected a WMI_BUFFER_HEADER (BufferSize above "
+                f"{BUFFER_HEADER_SIZE:#x} and at most {MAX_BUFFER_SIZE:#x}, SavedOffset inside "
+                f"it), found BufferSize {size:#x} SavedOffset {saved:#x}; at offset {at:#x} "
+                f"expected the log-file header record (a SYSTEM32/64 marker), found "
+                f"{int.from_bytes(marker, 'little'):#010x}; and no buffer header where a "
+                f"later buffer would be (a multiple of {_BUFFER_ALIGN} bytes in the first "
+                f"{_FURTHEST_SECOND_BUFFER:#x})")
+
+    def _a_buffer_further_on(self) -> int | None:
+        """Where the first buffer header after buffer 0 is found at a place a later buffer
+        starts, or None. Buffer 0 is a whole session buffer (a multiple of 1 KiB) or, in a
+        compressed file, trimmed to whole 512-byte sectors, so buffer 1 starts at a multiple
+        of _BUFFER_ALIGN, at most _FURTHEST_SECOND_BUFFER in. Read only for a file whose
+        start kept no sign of a trace."""
+        end = min(self.file_size, _FURTHEST_SECOND_BUFFER + BUFFER_HEADER_SIZE)
+        pos = _BUFFER_ALIGN
+        while pos + BUFFER_HEADER_SIZE <= end:
+            window = self._read_at(pos, min(_RESYNC_WINDOW, end - pos))
+            for at in range(0, len(window) - BUFFER_HEADER_SIZE + 1, _BUFFER_ALIGN):
+                if self._a_later_buffer(pos + at, window[at:at + BUFFER_HEADER_SIZE]):
+                    return pos + at
+            pos += _RESYNC_WINDOW
+        return None
+
+    def _a_later_buffer(self, offset: int, raw: bytes) -> bool:
+        """Are ``raw``, read at ``offset``, the header of a buffer after buffer 0: a
+        fixed-size buffer whose BufferSize ``offset`` is a multiple of, or a compressed one
+        followed by another buffer header or by the end of the file?"""
+        if not _a_buffer_header(raw):
+            return False
+        size = _buffer_size_of(raw)
+        if not buffer_info(raw).compressed:
+            return offset % size == 0 and max(_saved_offset_of(raw), _filled_of(raw)) <= size
+        after = offset + size
+        return after == self.file_size or (
+            after < self.file_size and _a_buffer_header(self._read_at(after, BUFFER_HEADER_SIZE)))
 
     def _damaged_record_end(self, body: bytes, at: int, size: int | None,
                             fixed: int) -> tuple[int | None, int | None]:
@@ -547,6 +593,10 @@ class EtlFile(ReadLog):
             return packed
         fixed_next = (h.buffer_size < self.file_size and self._plausible_packed(
             h.buffer_size, self._read_at(h.buffer_size, BUFFER_HEADER_SIZE)))
+        if not (BUFFER_HEADER_SIZE < first <= MAX_BUFFER_SIZE or fixed_next or packed_next):
+            # neither BufferSize leads to a buffer (both damaged, the header's in range by
+            # chance): the next buffer header found says where buffer 0 ends
+            return self._layout_from_next_header()
         if (not h.compressed and BUFFER_HEADER_SIZE < first <= MAX_BUFFER_SIZE
                 and self._stride_votes(first, self._headers_at_stride(first, after_first))
                 > self._stride_votes(h.buffer_size, self._headers_at_stride(h.buffer_size))):
@@ -1039,6 +1089,46 @@ def _count_loggers(index: BufferIndex, found: list[tuple[int, int, bytes]],
 def _logger_id_of(raw: bytes) -> int:
     """WMI_BUFFER_HEADER.ClientContext.LoggerId of header bytes."""
     return int.from_bytes(raw[_LOGGER_ID:_LOGGER_ID + 2], "little")
+
+
+def _a_buffer_size(size: int) -> bool:
+    """Is ``size`` a BufferSize a buffer header of a file says (buffer 0's is a whole buffer,
+    or trimmed to whole sectors; at most MAX_BUFFER_SIZE)?"""
+    return BUFFER_HEADER_SIZE < size <= MAX_BUFFER_SIZE and size % 8 == 0
+
+
+def _a_buffer_header(raw: bytes) -> bool:
+    """Do the bytes ``raw`` have a buffer header's shape: a BufferSize in range (a compressed
+    buffer's is its own size on disk, any number), a BufferType below ETW_BUFFER_TYPE_MAXIMUM,
+    known BufferFlag bits, and events ending past the header and inside a buffer?"""
+    if len(raw) < BUFFER_HEADER_SIZE:
+        return False
+    size, saved, _seq, _proc, filled, flag, kind = _PLAUSIBLE.unpack_from(raw)
+    return (BUFFER_HEADER_SIZE < size <= MAX_BUFFER_SIZE and kind < ETL.ETW_BUFFER_TYPE_MAXIMUM
+            and not flag & ~0x7F and BUFFER_HEADER_SIZE <= max(saved, filled) <= MAX_BUFFER_SIZE)
+
+
+def _foreign_format(head: bytes) -> str:
+    """The format ``head``, a file's first bytes, is the signature of, in plain words, or ""
+    (the formats most often given as a trace by mistake: the image or PDB beside it)."""
+    if head[:2] == b"MZ":
+        return "a PE image (MZ)"
+    if head[:4] == b"\x7fELF":
+        return "an ELF image"
+    if head[:10] == b"Microsoft ":
+        from wpptrace.tmf.pdb.msf import MSF2_MAGIC, MSF7_MAGIC, MSFZ_MAGIC   # (only then)
+        for magic in (MSF7_MAGIC, MSF2_MAGIC, MSFZ_MAGIC):
+            if head.startswith(magic):
+                return f"a PDB ({magic[:magic.index(13)].decode()})"
+    return ""
+
+
+def _saved_offset_of(raw: bytes) -> int:
+    return int.from_bytes(raw[_SAVED_OFFSET:_SAVED_OFFSET + _U32], "little")
+
+
+def _filled_of(raw: bytes) -> int:
+    return int.from_bytes(raw[_FILLED:_FILLED + _U32], "little")
 
 
 def _buffer_size_of(raw: bytes) -> int:

@@ -78,17 +78,26 @@ def read_everything(data: bytes) -> int:
 
 
 def _nothing_of_a_trace(data: bytes) -> bool:
-    """Does the start of the file keep no sign of a trace? Shorter than a WMI_BUFFER_HEADER
-    (0x48 bytes), or all three gone: a BufferType (u16 at 0x36) below 8, a SYSTEM32/64 marker
-    on the record at 0x48 (its HeaderType byte at 0x4A 1 or 2, Flags byte at 0x4B 0xC0) and
-    the log-file header's PointerSize 4 or 8 (u32 at 0x48 + 32 + 44). OpenTrace refuses only
-    such files."""
-    if len(data) < 0x48:
+    """May OpenTrace refuse this file? Shorter than a WMI_BUFFER_HEADER (0x48 bytes), the
+    start of a PE image ("MZ"), an ELF image or a PDB ("Microsoft "), or a start that keeps
+    no sign of a trace: buffer 0's BufferSize (u32 at 0) above 0x48, at most 16 MiB and a
+    multiple of 8 with SavedOffset (u32 at 4) from 0x48 to it; a SYSTEM32/64 marker on the
+    record at 0x48 (its HeaderType byte at 0x4A 1 or 2, Flags byte at 0x4B 0xC0); the
+    log-file header's PointerSize 4 or 8 (u32 at 0x48 + 32 + 44) beside its BufferSize (u32 at
+    0x68) a multiple of 1 KiB up to 16 MiB. (A file without these may still open for a buffer
+    header found further on.)"""
+    if len(data) < 0x48 or data[:2] == b"MZ" or data[:4] == b"\x7fELF":
         return True
+    if data.startswith(b"Microsoft "):
+        return True
+    size, saved = struct.unpack_from("<II", data, 0)
+    sized = 0x48 < size <= 1 << 24 and size % 8 == 0 and 0x48 <= saved <= size
     marked = len(data) >= 0x4C and data[0x4A] in (1, 2) and data[0x4B] == 0xC0
-    pointer = data[0x94:0x98]
-    return (struct.unpack_from("<H", data, 0x36)[0] >= 8 and not marked
-            and not (len(pointer) == 4 and struct.unpack("<I", pointer)[0] in (4, 8)))
+    pointer, session = data[0x94:0x98], data[0x68:0x6C]
+    pointed = (len(pointer) == 4 and struct.unpack("<I", pointer)[0] in (4, 8)
+               and 0 < struct.unpack("<I", session)[0] <= 1 << 24
+               and struct.unpack("<I", session)[0] % 1024 == 0)
+    return not (sized or marked or pointed)
 
 
 def _made_header(etl: EtlFile) -> int:
