@@ -78,7 +78,7 @@ from . import api as _api, fastpath
 from ._hazmat import lib as _lib, trace_packed_raw as _trace_packed_raw
 from .tracing_interrupts import passes_on, raised_by_signal_handler
 from .tracing_messages import CompiledSite, FileMessages, compile_scan, site_label, site_order
-from .tracing_sites import LEVELS, LEVEL_METHODS, CallSite, ScanError, etw_name_guid, relative_source_path
+from .tracing_sites import LEVELS, LEVEL_METHODS, ScanError, etw_name_guid, relative_source_path
 from .tracing_sources import REGISTRY_MODULE, SiteSources, StackTooSmall
 from .tracing_types import CustomType, TypeTable
 
@@ -595,10 +595,10 @@ class _ProviderMethods:
         if scan is None:
             return _BadSite(place, RuntimeError(f"{label}: cannot identify the call site: {why}"))
         messages = self._compiled(scan)
-        site = _match(messages, position, method, fmt)
+        site = messages.site_at(position, method, fmt)
         if site is not None:
             return site
-        bad = _match_bad(messages, scan, position, method, fmt)
+        bad = messages.bad_site_at(position, method, fmt)
         if bad is not None:
             rel = messages.relative_path
             return _BadSite(_Place(site_label(rel, bad), place.where, site_order(rel, bad)),
@@ -767,28 +767,3 @@ def _text_of(value: Any, convert: Callable[[Any], str] = str) -> str:
 
 def _compiled_place(site: CompiledSite, code: Any) -> _Place:
     return _Place(site.label, (code.co_filename, site.site.line), site.order)
-
-
-def _match_bad(messages: FileMessages, scan: Any, position: tuple, method: str, fmt: Any) -> CallSite | None:
-    """The (bad) call site at this position whose compiling failed, if it is one."""
-    for site in scan.sites:
-        if site.position not in messages.bad_sites:
-            continue
-        if len(position) == 4:
-            if site.position == position:
-                return site
-        elif (site.method == method and site.format == fmt and position[0] is not None
-                and site.line <= position[0] <= site.end_line):   # 3.10: by line, as _match does
-            return site
-    return None
-
-
-def _match(messages: FileMessages, position: tuple, method: str, fmt: Any) -> CompiledSite | None:
-    candidates = [c for c in messages.sites if c.site.format == fmt and c.site.method == method]
-    if len(position) == 4:
-        for c in candidates:
-            if c.site.position == position:
-                return c
-        return None
-    on_line = [c for c in candidates if position[0] is not None and c.site.line <= position[0] <= c.site.end_line]
-    return on_line[0] if on_line else None

@@ -14,10 +14,11 @@ TMF item is written and how the value travels. This module turns a call site int
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import struct
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from wpptrace.tmf import formatspec
 from wpptrace.tmf.model import Argument, Message
@@ -194,6 +195,58 @@ class FileMessages:
     @property
     def messages(self) -> list[Message]:
         return [c.message for c in self.sites]
+
+    # A call is found by its method, format and position: CPython's (line, end_line, column,
+    # end_column) of the call, or (line,) where only lines are recorded (3.10: the file's first
+    # such site spanning that line). The indexes are made once, at the first call resolved:
+    # scanning the sites for each call made a file's resolving quadratic in its sites.
+    def site_at(self, position: tuple, method: str, fmt: Any) -> CompiledSite | None:
+        """The compiled call site of a call, if it is one."""
+        if not isinstance(fmt, str) or position[0] is None:
+            return None
+        if len(position) == 4:
+            return self._sites_by_range.get((method, str.__str__(fmt), position))
+        return self._sites_by_line.get((method, str.__str__(fmt), position[0]))
+
+    def bad_site_at(self, position: tuple, method: str, fmt: Any) -> CallSite | None:
+        """The call site of a call whose compiling failed, if it is one (by its range alone
+        where CPython records one)."""
+        if len(position) == 4:
+            return self._bad_by_range.get(position)
+        if not isinstance(fmt, str) or position[0] is None:
+            return None
+        return self._bad_by_line.get((method, str.__str__(fmt), position[0]))
+
+    @functools.cached_property
+    def _sites_by_range(self) -> dict[tuple, CompiledSite]:
+        return _first_of(((c.site.method, c.site.format, c.site.position), c) for c in self.sites)
+
+    @functools.cached_property
+    def _sites_by_line(self) -> dict[tuple, CompiledSite]:
+        return _first_of(((c.site.method, c.site.format, line), c) for c in self.sites
+                         for line in range(c.site.line, c.site.end_line + 1))
+
+    @functools.cached_property
+    def _bad_by_range(self) -> dict[tuple, CallSite]:
+        return _first_of((site.position, site) for site in self._bad_scanned())
+
+    @functools.cached_property
+    def _bad_by_line(self) -> dict[tuple, CallSite]:
+        return _first_of(((site.method, site.format, line), site) for site in self._bad_scanned()
+                         for line in range(site.line, site.end_line + 1))
+
+    def _bad_scanned(self) -> list[CallSite]:
+        if not self.bad_sites or self.scan is None:
+            return []
+        return [site for site in self.scan.sites if site.position in self.bad_sites]
+
+
+def _first_of(pairs: Iterable[tuple[Any, Any]]) -> dict:
+    """{key: the first value given for it}."""
+    index: dict = {}
+    for key, value in pairs:
+        index.setdefault(key, value)
+    return index
 
 
 def compile_scan(scan: ScanResult, *, control_guid: uuid.UUID, component: str, root: str,
