@@ -72,10 +72,13 @@ class FmtOptions:
 # -- inputs -------------------------------------------------------------------------------
 
 def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf FILE, --pdb/-pdb"):
-    """The run's TmfSet (tolerant: directories are read as their GUIDs are met) and how many
-    of the given TMF paths and PDBs could not be used, each said on ``err``; a warning when
-    nothing gives formats (``options``: the command's spellings of the TMF options)."""
+    """The run's TmfSet (tolerant: directories are read as their GUIDs are met), how many of
+    the given TMF paths and PDBs could not be used (each said on ``err`` as an error), and how
+    many paths, given or in TRACE_FORMAT_SEARCH_PATH, can be (a missing entry of that is said
+    as a warning); a warning when nothing gives formats (``options``: the command's spellings
+    of the TMF options)."""
     from wpptrace import tmf
+    from wpptrace.tmf.loader import ENV_SEARCH_PATH, split_search_path
 
     paths: list[str] = []
     problems = 0
@@ -95,11 +98,18 @@ def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf
         except (OSError, ValueError) as exc:
             print(f"{opts.prog}: error: {image}: {_describe(exc)}", file=err)
             problems += 1
-    if not (opts.tmf_files or opts.tmf_dirs or opts.pdbs or os.environ.get("TRACE_FORMAT_SEARCH_PATH")):
-        print(f"{opts.prog}: warning: no TMF given ({options} or TRACE_FORMAT_SEARCH_PATH): "
+    searched = 0
+    for entry in split_search_path(os.environ.get(ENV_SEARCH_PATH)):
+        if os.path.exists(entry):
+            searched += 1
+        else:       # (skipped, as Windows does; said, as a given path is)
+            print(f"{opts.prog}: warning: {entry}: no such TMF file or directory (an entry of "
+                  f"{ENV_SEARCH_PATH})", file=err)
+    if not (opts.tmf_files or opts.tmf_dirs or opts.pdbs or os.environ.get(ENV_SEARCH_PATH)):
+        print(f"{opts.prog}: warning: no TMF given ({options} or {ENV_SEARCH_PATH}): "
               f"messages without a format print as Unknown", file=err)
     tmfset = tmf.load(*paths, tolerant=True)
-    return tmfset, problems
+    return tmfset, problems, len(paths) + searched
 
 
 def _open_cache(decoder, opts: FmtOptions, prefix: str):
@@ -483,13 +493,16 @@ def _run_opened(opts: FmtOptions, out: IO[str], err: IO[str], started: float, st
     the formats loaded, the outputs written. Returns the exit code."""
     from .wpp import WppDecoder
 
-    tmfset, problems = load_tmfs(opts, err)
-    if problems:   # (said above) a mistyped -p, --tmf or --pdb: its messages would all be Unknown
-        print(f"{opts.prog}: error: nothing was decoded: give TMF and PDB paths that can be "
-              f"read{'; the old output is kept' if opts.output not in (None, '-') else ''}", file=err)
-        for inp in inputs:
-            inp.close()
-        return EXIT_FAILURE
+    tmfset, problems, usable = load_tmfs(opts, err)
+    if problems:
+        status = EXIT_FAILURE
+        if not usable:   # (said above) only mistyped paths: every message would be Unknown
+            kept = opts.output not in (None, "-") and os.path.isfile(opts.output)
+            print(f"{opts.prog}: error: nothing was decoded: give TMF and PDB paths that can be "
+                  f"read{'; the old output is kept' if kept else ''}", file=err)
+            for inp in inputs:
+                inp.close()
+            return EXIT_FAILURE
     decoder = WppDecoder(tmfset, prefix=prefix, noprefix=opts.noprefix, utc=opts.utc)
     decoder.text_wanted = opts.text_wanted
     cache = _open_cache(decoder, opts, prefix) if opts.cache and opts.realtime is None else None

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-tmf", dest="tmf_files", action="append", default=[], metavar="TmfFile",
                    help="TMF file")
     p.add_argument("-p", dest="tmf_dirs", action="append", default=[], metavar="TmfPath",
-                   help="directory of <guid>.tmf files")
+                   help="directories of <guid>.tmf files (';'-separated, repeatable)")
     p.add_argument("-i", dest="images", action="append", default=[], metavar="Images",
                    help="image(s) whose private PDBs hold the formats (';'-separated, repeatable)")
     p.add_argument("-pdb", dest="pdbs", action="append", default=[], metavar="Pdbs",
@@ -147,7 +147,7 @@ def options_from_args(args: argparse.Namespace) -> FmtOptions:
         summary = _DEFAULT_SUMMARY
     return FmtOptions(
         files=files, realtime=args.realtime, tmf_files=list(args.tmf_files),
-        tmf_dirs=list(args.tmf_dirs), pdbs=pdbs,
+        tmf_dirs=[path for group in args.tmf_dirs for path in group.split(";") if path], pdbs=pdbs,
         symbol_paths=list(args.symbol_paths), output=output,
         text_wanted=display_only or not summary_only,
         output_format="csv" if args.csv else "text", csv_header=args.csvheader,

@@ -227,7 +227,7 @@ def _load_tmfs(args: argparse.Namespace):
     from wpptrace.decoder.cli_fmt import FmtOptions, load_tmfs, report_tmf_issues
 
     opts = FmtOptions(tmf_files=args.tmf, tmf_dirs=args.tmf_path, prog=f"wpptrace {PROG}")
-    tmfset, problems = load_tmfs(opts, sys.stderr, options="-p DIR, --tmf FILE")
+    tmfset, problems, _usable = load_tmfs(opts, sys.stderr, options="-p DIR, --tmf FILE")
     # the files read now (a directory's are read as met)
     report_tmf_issues(tmfset.issues, sum(tmfset.issues_dropped.values()), opts.prog, sys.stderr)
     return None if problems else tmfset
