@@ -8,7 +8,9 @@ start, stop, query and enable sessions from any shell (provider/session_cli.py).
 The script runs in this process as ``python script.py`` would run it (``__main__``, its
 directory first on ``sys.path``, ``sys.argv``, its exit code) under a session that enables the
 given control GUIDs, or, without ``--guid``, every provider the script registers. A script that
-cannot be opened or compiled is reported before any session starts (no empty .etl).
+cannot be opened or compiled is reported before any session starts (no empty .etl). The
+session ends with this process, also when the script ends it without returning (``os._exit``, a
+signal): its host stops the session and completes the file then.
 
 Exit status: the script's; 1 if it exited 0 but not all it traced could be recorded (a provider
 it registered could not be enabled, the session was stopped before it ended: each said in one
@@ -220,9 +222,12 @@ def run(args: argparse.Namespace) -> int:
     if args.realtime:
         mode |= lib.EVENT_TRACE_REAL_TIME_MODE
     try:
+        # ends with this process also when the script ends it without returning here (os._exit,
+        # a signal): its host completes the file then
         session = TraceSession(name, output, BufferSize=args.buffer_size, MinimumBuffers=args.min_buffers,
                                MaximumBuffers=args.max_buffers, FlushTimer=args.flush_timer,
-                               MaximumFileSize=args.circular, LogFileMode=mode, ClientContext=args.clock)
+                               MaximumFileSize=args.circular, LogFileMode=mode, ClientContext=args.clock,
+                               ends_with_caller=True)
     except Win32Error as exc:   # a path the core will not write: the rule that refused it, in words
         if exc.winerror not in session_cli.LOG_FILE_REFUSALS:
             raise

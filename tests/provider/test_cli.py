@@ -1,6 +1,9 @@
 """``wpptrace session record``: a script's providers recorded into an .etl file."""
 from __future__ import annotations
 
+import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -10,6 +13,8 @@ import provider_etlcheck as etlcheck
 import pytest
 
 from wpptrace.cli import main
+
+PATIENCE = 60.0   # seconds a host is given to end after its caller
 
 SCRIPT = textwrap.dedent("""
     import sys, uuid
@@ -194,6 +199,52 @@ def test_an_interrupted_script_shows_only_its_own_frames(tmp_path):
     assert frames[0] == f'  File "{script}", line 3, in <module>'     # the script's frames only
     assert frames[4] == "KeyboardInterrupt"
     assert out.exists()
+
+
+ENDS_ABRUPTLY = textwrap.dedent("""
+    import os, signal, sys
+    from wpptrace.provider import sessions
+    print("host", sessions.session_info(sys.argv[1]).host_pid, flush=True)
+    if sys.argv[2] == "_exit":
+        os._exit(3)
+    os.kill(os.getpid(), signal.SIGTERM)
+""")
+
+
+@pytest.mark.parametrize("how, code", [("_exit", 3), ("SIGTERM", -signal.SIGTERM)])
+def test_a_script_ending_without_returning_ends_the_session_with_it(tmp_path, session_name, how, code):
+    # Regression: a script that ended by os._exit or a signal skipped record's stop, and left the
+    # session and its host running for good (holding a LoggerId and the providers' enables, the
+    # .etl never completed). The host now watches the record process and stops the session then.
+    from wpptrace.provider import api, sessions
+
+    script = tmp_path / "abrupt.py"
+    script.write_text(ENDS_ABRUPTLY)
+    out = tmp_path / "abrupt.etl"
+    proc = subprocess.run([sys.executable, "-m", "wpptrace.cli", "session", "record", "--name", session_name,
+                           "-o", str(out), "--", str(script), session_name, how],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.returncode == code, proc.stderr
+        assert proc.stderr == ""                       # as python's: record never got to say anything
+        host = int(proc.stdout.split()[1])
+        try:
+            watch = os.pidfd_open(host)
+        except ProcessLookupError:
+            pass                                       # already ended
+        else:
+            try:   # (a bound on the wait, so that a host that never ends fails the test)
+                assert select.select([watch], [], [], PATIENCE)[0], f"the session's host {host} runs on"
+            finally:
+                os.close(watch)
+        assert session_name not in [props.LoggerName for props, _info in sessions.list_sessions()]
+        header = etlcheck.read(out).header
+        assert header["EndTime"] >= header["StartTime"] > 0      # stopped cleanly: the file completed
+    finally:
+        try:   # never leave a session behind, whatever failed
+            api.ControlTrace(0, session_name, None, 1)   # EVENT_TRACE_CONTROL_STOP
+        except OSError:
+            pass
 
 
 @pytest.mark.parametrize("argv, said", [
