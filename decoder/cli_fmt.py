@@ -71,6 +71,33 @@ class FmtOptions:
 
 # -- inputs -------------------------------------------------------------------------------
 
+#: options that cannot both be followed (one would do nothing, or nothing would be written):
+#: the two, by the keys each front end (fmt, tracefmt) spells them with, and why
+OPTION_CONFLICTS = (
+    ("noprefix", "prefix", "give one"),
+    ("noprefix", "seq", "give one"),
+    ("seq", "prefix", "give one (%7!08x! in a prefix is the sequence number)"),
+    ("summaryonly", "nosummary", "give one (together nothing would be written)"),
+    ("summaryonly", "displayonly", "give one (-summaryonly writes no text)"),
+    ("summaryonly", "display", "give one (-summaryonly writes no text)"),
+)
+#: options that mean something only beside another: (the option, the one it is for)
+OPTION_NEEDS = (("csv_quote", "csv"), ("csv_header", "csv"))
+
+
+def conflicting_options(given: dict[str, bool], spelled: dict[str, str]) -> str | None:
+    """Why the options ``given`` (key: given or not) cannot all be followed, in the front
+    end's spelling (``spelled``: key -> option; for a needed option, what it is for), else
+    None."""
+    for first, second, why in OPTION_CONFLICTS:
+        if given.get(first) and given.get(second):
+            return f"{spelled[first]} and {spelled[second]}: {why}"
+    for option, needed in OPTION_NEEDS:
+        if given.get(option) and not given.get(needed):
+            return f"{spelled[option]} is for {spelled[needed]}"
+    return None
+
+
 def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf FILE, --pdb/-pdb"):
     """The run's TmfSet (tolerant: directories are read as their GUIDs are met), how many of
     the given TMF paths and PDBs could not be used (each said on ``err`` as an error), and how
@@ -438,6 +465,10 @@ def run_fmt(opts: FmtOptions, out: IO[str] | None = None, err: IO[str] | None = 
     prefix = opts.prefix
     if prefix is None:
         prefix = prefix_from_environment()
+        if prefix is not None and opts.seq:
+            seq = "-seq" if opts.prog == "tracefmt" else "--seq"
+            print(f"{opts.prog}: warning: {seq} does nothing: TRACE_FORMAT_PREFIX sets the "
+                  f"prefix (%7!08x! in it is the sequence number)", file=err)
     if prefix is None:
         prefix = SEQUENCE_PREFIX if opts.seq else DEFAULT_PREFIX
     try:
@@ -1022,15 +1053,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _conflicting_options(args: argparse.Namespace) -> str | None:
     """Why options given together cannot all be followed (one would be ignored), else None."""
-    if args.noprefix and (args.prefix is not None or args.seq):
-        return f"--no-prefix and {'--prefix' if args.prefix is not None else '--seq'}: give one"
-    if args.seq and args.prefix is not None:
-        return "--seq and --prefix: give one (%7!08x! in a prefix is the sequence number)"
-    if args.output_format != "csv":
-        given = "--csv-quote" if args.csv_quote else None if args.csv_header else "--no-csv-header"
-        if given:
-            return f"{given} is for -f csv, not -f {args.output_format}"
-    return None
+    given = {"noprefix": args.noprefix, "prefix": args.prefix is not None, "seq": args.seq,
+             "csv": args.output_format == "csv", "csv_quote": args.csv_quote,
+             "csv_header": not args.csv_header}
+    return conflicting_options(given, {
+        "noprefix": "--no-prefix", "prefix": "--prefix", "seq": "--seq",
+        "csv": f"-f csv, not -f {args.output_format}", "csv_quote": "--csv-quote",
+        "csv_header": "--no-csv-header"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import sys
 
 from wpptrace._cliutil import RawDescriptionHelpFormatter, foreign_option
 
-from .cli_fmt import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FmtOptions, run_fmt
+from .cli_fmt import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, FmtOptions, conflicting_options, run_fmt
 
 TYPE_CHECKING = False   # typing is not imported at run time: annotations are strings
 if TYPE_CHECKING:
@@ -116,16 +116,15 @@ def _is_device(path: str) -> bool:
 
 def _conflicting_options(args: argparse.Namespace) -> str | None:
     """Why options given together cannot all be followed (a run that writes nothing, more
-    than -summaryonly says, or an option that would do nothing), else None."""
-    if args.summaryonly and args.nosummary:
-        return "-summaryonly and -nosummary: give one (together nothing would be written)"
-    if args.summaryonly and (args.display or args.displayonly):
-        shown = "-displayonly" if args.displayonly else "-display"
-        return f"-summaryonly and {shown}: give one (-summaryonly writes no text)"
-    if not args.csv and (args.csvheader or args.csvquote):
-        given = "-csvheader" if args.csvheader else "-csvquote"
-        return f"{given} is for -csv output: give -csv too"
-    return None
+    than -summaryonly says, or an option that would do nothing), else None: fmt's table."""
+    given = {"noprefix": args.noprefix, "prefix": args.prefix is not None, "seq": args.seq,
+             "summaryonly": args.summaryonly, "nosummary": args.nosummary,
+             "display": args.display, "displayonly": args.displayonly, "csv": args.csv,
+             "csv_quote": args.csvquote, "csv_header": args.csvheader}
+    return conflicting_options(given, {
+        "noprefix": "-noprefix", "prefix": "-prefix", "seq": "-seq", "summaryonly": "-summaryonly",
+        "nosummary": "-nosummary", "display": "-display", "displayonly": "-displayonly",
+        "csv": "-csv output: give -csv too", "csv_quote": "-csvquote", "csv_header": "-csvheader"})
 
 
 def options_from_args(args: argparse.Namespace) -> FmtOptions:

@@ -300,6 +300,10 @@ def test_options_that_cannot_all_be_followed_are_a_usage_error(capsys, fmt_data,
     (["-summaryonly", "-display"], "-summaryonly and -display: give one (-summaryonly writes no text)"),
     (["-csvheader"], "-csvheader is for -csv output: give -csv too"),
     (["-csvquote", "-displayonly"], "-csvquote is for -csv output: give -csv too"),
+    # the pairs fmt refuses, in tracefmt's spelling (one table for both)
+    (["-prefix", "%4!s!", "-noprefix"], "-noprefix and -prefix: give one"),
+    (["-seq", "-noprefix"], "-noprefix and -seq: give one"),
+    (["-seq", "-prefix", "%4!s!"], "-seq and -prefix: give one (%7!08x! in a prefix is the sequence number)"),
 ])
 def test_tracefmt_options_that_cannot_all_be_followed_are_a_usage_error(capsys, fmt_data, tmp_path, options,
                                                                          said, monkeypatch):
@@ -310,3 +314,27 @@ def test_tracefmt_options_that_cannot_all_be_followed_are_a_usage_error(capsys, 
     out, err = capsys.readouterr()
     assert out == "" and err.endswith(f"tracefmt: error: {said}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command, seq", [(["fmt"], "--seq"), (["tracefmt"], "-seq")])
+def test_seq_beside_a_prefix_from_the_environment_is_said(capsys, fmt_data, tmp_path, monkeypatch,
+                                                          command, seq):
+    """TRACE_FORMAT_PREFIX sets the prefix: --seq, which picks the default prefix with the
+    sequence number, does nothing then, and the run says so (the environment is no option given
+    beside it: a warning, not a usage error)."""
+    from wpptrace.decoder import tracefmt
+
+    monkeypatch.setenv("TRACE_FORMAT_PREFIX", "[%1!s!]")
+    monkeypatch.chdir(tmp_path)
+    etl = str(fmt_data / "wppstr-sample.etl")
+    tmf = str(fmt_data / "tmf")
+    if command == ["fmt"]:
+        rc, out, err = wpptrace(capsys, "fmt", etl, "-p", tmf, "--seq")
+    else:
+        rc = tracefmt.main([etl, "-p", tmf, "-seq", "-displayonly", "-nosummary", "-q"])
+        out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.splitlines()[0].startswith("[Header]")
+    assert err.splitlines() == [f"{command[0] if command == ['tracefmt'] else 'wpptrace fmt'}: warning: "
+                                f"{seq} does nothing: TRACE_FORMAT_PREFIX sets the prefix "
+                                f"(%7!08x! in it is the sequence number)"]
