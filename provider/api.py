@@ -511,8 +511,10 @@ def _start_failed(rc: int, name: str, properties: EVENT_TRACE_PROPERTIES) -> Non
     error may be about it."""
     call = f"StartTrace({name!r})"
     if rc == lib.ERROR_NO_SYSTEM_RESOURCES:     # the core's only cause for it: no LoggerId free
-        raise Win32Error(rc, f"{call}: all {lib.WPPTRACE_MAX_SESSIONS} LoggerIds of this user "
-                             f"are in use")
+        # (slot 0 is the NT Kernel Logger's, whose name never gets this code: taken, it is ALREADY_EXISTS)
+        raise Win32Error(rc, f"{call}: all {lib.WPPTRACE_MAX_SESSIONS - 1} LoggerIds for sessions of "
+                             f"this user are in use (the {lib.WPPTRACE_MAX_SESSIONS}th is the NT Kernel "
+                             f"Logger's)")
     if rc in (lib.ERROR_ACCESS_DENIED, lib.ERROR_BAD_PATHNAME, lib.ERROR_BAD_FORMAT):
         refused = runtime_directory.refusal()
         if refused is not None:

@@ -201,7 +201,8 @@ _FILL_SLOTS = """
 
 
 def test_no_free_logger_id_is_said_so_not_blamed_on_memory_or_the_log_file(tmp_path):
-    """Every LoggerId of the user taken (63 sessions and the kernel logger's): StartTrace said
+    """Every LoggerId for sessions of the user taken (63; the 64th is the kernel logger's, free
+    here and never given to another session): StartTrace said
     ERROR_NOT_ENOUGH_MEMORY and named the log file, though neither memory nor the file was
     short. Windows documents ERROR_NO_SYSTEM_RESOURCES for too many sessions."""
     runtime = tmp_path / "rt"
@@ -211,6 +212,6 @@ def test_no_free_logger_id_is_said_so_not_blamed_on_memory_or_the_log_file(tmp_p
     started, name, filename, text = done.stdout.splitlines()
     assert (started, name, filename) == ("63", "ERROR_NO_SYSTEM_RESOURCES", "None"), text
     assert text == ("ERROR_NO_SYSTEM_RESOURCES (1450): Insufficient system resources exist to "
-                    "complete the requested service. StartTrace('P63'): all 64 LoggerIds of this "
-                    "user are in use"), text
+                    "complete the requested service. StartTrace('P63'): all 63 LoggerIds for "
+                    "sessions of this user are in use (the 64th is the NT Kernel Logger's)"), text
     assert not (tmp_path / "p63.etl").exists()
