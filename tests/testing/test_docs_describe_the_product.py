@@ -8,8 +8,10 @@ import pathlib
 import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-HISTORY = re.compile(r"earlier versions?|\bas before\b|allowed before|it was said|behaviou?r changes",
-                     re.IGNORECASE)
+HISTORY = re.compile(r"earlier versions?|\bas before\b|allowed before|it was said|behaviou?r changes"
+                     r"|earlier (?:session|tree)s?\b|\bare now\b", re.IGNORECASE)
+#: a quotation (of another project's changelog, say) is not the product's history
+QUOTED = re.compile(r'"[^"]*"')
 
 
 def test_no_document_tells_the_products_history():
@@ -18,5 +20,5 @@ def test_no_document_tells_the_products_history():
     found = [f"{page.relative_to(ROOT)}:{number}: {line.strip()}"
              for page in pages
              for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
-             if HISTORY.search(line)]
+             if HISTORY.search(QUOTED.sub("", line))]
     assert found == []
