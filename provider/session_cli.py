@@ -224,7 +224,7 @@ def _describe(exc: Win32Error, name: str) -> str:
 SETTINGS = (("buffer_size", "KB", lib.MAX_ETW_BUFFER_SIZE_KB), ("min_buffers", "buffers", 0xFFFFFFFF),
             ("max_buffers", "buffers", 0xFFFFFFFF), ("flush_timer", "seconds", 0xFFFFFFFF),
             ("circular", "MB", 0xFFFFFFFF), ("max_file", "MB", 0xFFFFFFFF))
-#: how ``wpptrace session start`` and ``record`` spell them
+#: how ``wpptrace session start``, ``update`` and ``record`` spell them
 LONG_OPTIONS = {"buffer_size": "--buffer-size", "min_buffers": "--min-buffers", "max_buffers": "--max-buffers",
                 "flush_timer": "--flush-timer", "circular": "--circular", "max_file": "--sequential"}
 
@@ -646,9 +646,12 @@ def flush(name: str) -> list[str]:
 
 
 def update(name: str, flush_timer: int | None, max_buffers: int | None, logfile: str | None,
-           replacing: "Callable[[str], None] | None" = None) -> list[str]:
+           replacing: "Callable[[str], None] | None" = None,
+           options: dict[str, str] = LONG_OPTIONS) -> list[str]:
     """Change a running session's settings; ``replacing(path)`` is called once the session
-    switched to a log file that existed (replaced, as tracelog does)."""
+    switched to a log file that existed (replaced, as tracelog does). ``options``: how the
+    command spells each setting, for the error of one out of range."""
+    check_settings({"flush_timer": flush_timer, "max_buffers": max_buffers}, options)
     check_name(name)
     try:
         props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)

@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> tuple[int, list[str]]:
             return lib.ERROR_WMI_INSTANCE_NOT_FOUND, [message]
         return 0, session_cli.query_text(final, None, [])
     if command == "update":
-        session_cli.update(name, args.flush_timer, args.max_buffers, args.logfile)
+        session_cli.update(name, args.flush_timer, args.max_buffers, args.logfile, options=_OPTIONS)
     elif command == "flush":
         session_cli.flush(name)
     props = api.ControlTrace(0, name, None, lib.EVENT_TRACE_CONTROL_QUERY)

@@ -256,6 +256,13 @@ def test_a_script_ending_without_returning_ends_the_session_with_it(tmp_path, se
      "wpptrace session start: error: --max-buffers -1: expected 0 to 4294967295 buffers"),
     (["session", "record", "--buffer-size", "1048576", "-o", "{etl}", "--", "{script}"],
      "wpptrace session record: error: --buffer-size 1048576: expected 0 to 16384 KB"),
+    # update passed these on to the core: "cannot update to these settings", exit 1 (checked
+    # first here: no session "n" is needed to say so)
+    (["session", "update", "n", "--flush-timer", "-1"],
+     "wpptrace session update: error: --flush-timer -1: expected 0 to 4294967295 seconds"),
+    (["session", "update", "n", "--max-buffers", str(2 ** 64)],
+     f"wpptrace session update: error: --max-buffers {2 ** 64}: expected 0 to 4294967295 buffers"),
+    (["tracelog", "-update", "n", "-ft", "-1"], "tracelog: error: -ft -1: expected 0 to 4294967295 seconds"),
 ])
 def test_a_session_setting_out_of_range_names_its_option_and_range(tmp_path, capsys, argv, said):
     # every such value was "invalid session settings (ERROR_INVALID_PARAMETER): buffer size
