@@ -1799,8 +1799,13 @@ class Collector:
         cancellation when what it waits for ended in the same turn (it returns the result):
         the handler went on with a frame read as the stop began (refused a BUFFER for a
         source the stop had closed, welcomed a HELLO to a new source), and its relay was not
-        told that the collector stops."""
+        told that the collector stops. From Python 3.12 wait_for does not yield when ``step``
+        ends without waiting: a stop set in that turn has not begun yet, so it is given its
+        turn here (it cancels this handler) and the frame is not taken, as on 3.10 and 3.11."""
         result = await asyncio.wait_for(step, timeout)
+        event = self._stop_event
+        if not self._stopping and event is not None and event.is_set():
+            await asyncio.sleep(0)          # the stop's turn: _serve wakes before this handler
         if self._stopping:
             raise asyncio.CancelledError()
         return result
