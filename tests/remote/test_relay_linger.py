@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 
 import pytest
@@ -131,7 +132,12 @@ def test_a_second_stop_as_a_connection_step_ends_gives_up_at_once(recorded, monk
     async def ending_with_the_second_stop(step_):
         result = await step_
         ended.append(asyncio.get_running_loop().create_future())
-        await ended[0]
+        try:
+            await ended[0]
+        except asyncio.CancelledError:      # (Python 3.12+: the give-up's cancellation comes here)
+            if step == "connect":
+                result[1].transport.abort()
+            raise
         return result
     if step == "connect":
         open_connection = asyncio.open_connection
@@ -174,7 +180,10 @@ def test_a_second_stop_as_a_connection_step_ends_gives_up_at_once(recorded, monk
                              "before the collector acknowledged it (4 buffers undelivered)"), \
         relay.outcome
     assert heard == ([] if step == "connect" else ["HELLO"]), heard
-    assert relay.stats.connects == 1
+    # from Python 3.12 wait_for keeps the cancellation: a connection made in the give-up's
+    # turn never reaches the relay (the step's own cleanup closes it), so none is counted
+    dropped_by_wait_for = sys.version_info < (3, 12)
+    assert relay.stats.connects == (1 if step == "answer" or dropped_by_wait_for else 0)
 
 
 def _silent_while_closing(fake: FakeCollector):
