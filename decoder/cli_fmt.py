@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import os
 import stat
@@ -19,7 +20,8 @@ import sys
 import time
 from operator import attrgetter
 
-from wpptrace._cliutil import RawDescriptionHelpFormatter, input_problem, program_cache_off, reason
+from wpptrace._cliutil import (RawDescriptionHelpFormatter, input_problem, not_there, program_cache_off,
+                               reason)
 from wpptrace._fieldclass import field, fieldclass
 from wpptrace import _outputs as outputs
 
@@ -106,12 +108,13 @@ def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf
     of the TMF options)."""
     from wpptrace import tmf
     from wpptrace.tmf.loader import ENV_SEARCH_PATH, split_search_path
+    from wpptrace.winerror import as_win32
 
     paths: list[str] = []
     problems = 0
     for path in opts.tmf_files + opts.tmf_dirs:
         if not os.path.exists(path):
-            print(f"{opts.prog}: error: {path}: no such TMF file or directory", file=err)
+            print(f"{opts.prog}: error: {not_there(path)}", file=err)
             problems += 1
             continue
         if os.path.isdir(path) and not _has_tmf_files(path):
@@ -123,15 +126,16 @@ def load_tmfs(opts: FmtOptions, err: IO[str], options: str = "-p DIR, --tmf/-tmf
         try:
             paths.append(_find_pdb(image, opts.symbol_paths))
         except (OSError, ValueError) as exc:
-            print(f"{opts.prog}: error: {image}: {_describe(exc)}", file=err)
+            said = as_win32(exc) if isinstance(exc, OSError) else exc
+            print(f"{opts.prog}: error: {image}: {_describe(said, image)}", file=err)
             problems += 1
     searched = 0
     for entry in split_search_path(os.environ.get(ENV_SEARCH_PATH)):
         if os.path.exists(entry):
             searched += 1
         else:       # (skipped, as Windows does; said, as a given path is)
-            print(f"{opts.prog}: warning: {entry}: no such TMF file or directory (an entry of "
-                  f"{ENV_SEARCH_PATH})", file=err)
+            print(f"{opts.prog}: warning: {not_there(entry)} (an entry of {ENV_SEARCH_PATH})",
+                  file=err)
     if not (opts.tmf_files or opts.tmf_dirs or opts.pdbs or os.environ.get(ENV_SEARCH_PATH)):
         print(f"{opts.prog}: warning: no TMF given ({options} or {ENV_SEARCH_PATH}): "
               f"messages without a format print as Unknown", file=err)
@@ -169,7 +173,7 @@ def _find_pdb(image: str, symbol_paths: list[str]) -> str:
     try:
         mode = os.stat(image).st_mode
     except FileNotFoundError:
-        raise FileNotFoundError("no such file") from None
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), image) from None
     if stat.S_ISDIR(mode):
         raise FileNotFoundError("is a directory: give the .pdb file, or the image, in it")
     if not stat.S_ISREG(mode):          # a device, pipe or socket: no PDB is read from those
@@ -981,9 +985,11 @@ def _held_heap(hold: bool = True):
             hold_heap(False)
 
 
-def _describe(exc: BaseException) -> str:
-    """A one-line reason: Win32 errors as 'detail or text (ERROR_NAME)', others as their message."""
-    return reason(exc)
+def _describe(exc: BaseException, path: str | None = None) -> str:
+    """A one-line reason: Win32 errors as 'detail or text (ERROR_NAME)', others as their
+    message; ``path`` (named first by the caller) left out of its start."""
+    text = reason(exc, path)
+    return text[len(path) + 2:] if path and text.startswith(f"{path}: ") else text
 
 
 # -- wpptrace fmt command line ------------------------------------------------------------

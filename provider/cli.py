@@ -82,7 +82,10 @@ def _load_script(path: str) -> tuple[str | None, int]:
     except TmfError as exc:
         return str(exc), 2
     except OSError as exc:
-        return f"cannot open '{path}': {exc.strerror or exc}", 2
+        from wpptrace._cliutil import reason
+        from wpptrace.winerror import as_win32
+
+        return f"{path}: {reason(as_win32(exc), path)}", 2
     with open(fd, "rb") as handle:
         if path.endswith((".zip", ".pyz")):   # an archive with a __main__.py: runpy reads it
             return None, 0

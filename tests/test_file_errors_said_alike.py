@@ -58,3 +58,18 @@ def test_missing_inputs_of_from_pdb_and_gen_are_said_with_the_win32_name(tmp_pat
     assert capsys.readouterr().err == f"wpptrace tmf from-pdb: error: {missing}: {MISSING}\n"
     assert cli.main(["tmf", "gen", "-o", str(tmp_path / "o"), f"{missing}.py"]) == 1
     assert capsys.readouterr().err.startswith(f"wpptrace tmf gen: {missing}.py: cannot read source: {MISSING}\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["fmt", "{missing}"], ["dump", "{missing}"], ["tmf", "from-pdb", "-o", "{out}", "{missing}"],
+    ["tmf", "show", "{missing}"], ["fmt", str(ETL), "-p", "{missing}"], ["fmt", str(ETL), "--tmf", "{missing}"],
+    ["fmt", str(ETL), "--pdb", "{missing}"], ["session", "record", "{missing}"],
+])
+def test_a_missing_input_is_said_alike_by_every_command(tmp_path, capsys, argv):
+    """One wording for a file or folder given that is not there: its path once, then the
+    Win32 message and name (no command's own "no such file", "No such TMF file or directory")."""
+    missing = str(tmp_path / "nope")
+    code = cli.main([arg.format(missing=missing, out=tmp_path / "o") for arg in argv])
+    line = next(line for line in capsys.readouterr().err.splitlines() if missing in line)
+    assert code in (1, 2)
+    assert line.endswith(MISSING) and line.count(missing) == 1, line

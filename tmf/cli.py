@@ -139,9 +139,11 @@ def _run_show(args: argparse.Namespace) -> int:
     except OSError as err:
         # "PATH: reason (its Win32 code)", not OSError's "[Errno 2] reason: 'PATH'"
         from wpptrace._cliutil import reason
+        from wpptrace.winerror import as_win32
 
         where = f"{err.filename}: " if err.filename is not None else ""
-        print(f"wpptrace tmf show: error: {where}{reason(err, err.filename)}", file=sys.stderr)
+        print(f"wpptrace tmf show: error: {where}{reason(as_win32(err), err.filename)}",
+              file=sys.stderr)
         return 1
     for path in args.paths:
         if os.path.isdir(path) and not _has_tmf_files(path):

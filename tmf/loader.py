@@ -425,16 +425,16 @@ def _add_source(tmfset: TmfSet, path: str, priority: int, tolerant: bool, requir
 def _not_found(path: str) -> OSError:
     """Why a path given names nothing to load: missing, or else what stat says (a loop of
     symbolic links is not a missing file), by its Win32 code where it has one."""
+    from wpptrace.winerror import as_win32
+
     try:
         os.stat(path)
     except OSError as err:
         if err.errno not in (errno.ENOENT, errno.ENOTDIR):
-            from wpptrace.winerror import as_win32
-
             return as_win32(err)
     except ValueError:      # a NUL in the name: nothing by that name
         pass
-    return FileNotFoundError(errno.ENOENT, "No such TMF file or directory", path)
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)   # (said by its Win32 name)
 
 
 def load(

@@ -105,6 +105,17 @@ def reason(exc: BaseException, path: str | None = None) -> str:
     return text if name in text else f"{text} ({name})"
 
 
+def not_there(path: str) -> str:
+    """``PATH: why`` for a file or folder given that is not there, as every command says it
+    (the Win32 message and name of ERROR_FILE_NOT_FOUND, the path once)."""
+    import errno
+    import os
+
+    from .winerror import as_win32
+
+    return f"{path}: {reason(as_win32(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)), path)}"
+
+
 def input_problem(path: str, exc: BaseException) -> str:
     """``PATH: what is wrong with it`` for an input that could not be opened: a directory
     named where a file was expected says so, and what to give instead."""

@@ -68,7 +68,7 @@ def test_exit_codes_and_errors_on_stderr(fmt_data, fmt_tmf, tmp_path):
     res = run(tracefmt_cmd(fmt_data / "wppstr-sample.etl", "-p", tmp_path / "nodir",
                            "-displayonly", "-nosummary"))
     assert res.returncode == 1
-    assert f"tracefmt: error: {tmp_path / 'nodir'}: no such TMF file or directory\n" in res.stderr
+    assert f"tracefmt: error: {tmp_path / 'nodir'}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)\n" in res.stderr
     assert res.stderr.endswith("tracefmt: error: nothing was decoded: give TMF and PDB paths that can be read\n")
     assert res.stdout == ""     # (each of its messages would have printed as Unknown)
     res = run(["-m", "wpptrace.cli", "fmt"])

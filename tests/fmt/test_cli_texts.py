@@ -65,7 +65,7 @@ def test_a_tmf_directory_without_tmf_files_is_warned_about(capsys, fmt_data, tmp
 def test_a_missing_pdb_is_named_once(capsys, fmt_data, tmp_path):
     rc, out, err = wpptrace(capsys, "fmt", fmt_data / "wppstr-sample.etl", "--pdb", tmp_path / "x.pdb")
     assert rc == 1
-    assert err.splitlines()[0] == f"wpptrace fmt: error: {tmp_path / 'x.pdb'}: no such file"
+    assert err.splitlines()[0] == f"wpptrace fmt: error: {tmp_path / 'x.pdb'}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)"
 
 
 def test_a_pdb_that_is_no_regular_file_is_not_called_missing(capsys, fmt_data, tmp_path):
@@ -93,7 +93,7 @@ def test_a_live_view_of_no_session_says_how_to_start_one(capsys, tmp_path, tmf):
 def test_tmf_show_of_a_missing_path_or_an_empty_directory(capsys, tmp_path):
     rc, out, err = wpptrace(capsys, "tmf", "show", tmp_path / "nope")
     assert rc == 1 and out == ""
-    assert err == f"wpptrace tmf show: error: {tmp_path / 'nope'}: No such TMF file or directory\n"
+    assert err == f"wpptrace tmf show: error: {tmp_path / 'nope'}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)\n"
     rc, out, err = wpptrace(capsys, "tmf", "show", tmp_path)
     assert rc == 0 and out == "0 messages, 0 GUIDs, 0 errors\n"
     assert err == f"wpptrace tmf show: warning: {tmp_path}: no .tmf or .tmc files in this directory\n"

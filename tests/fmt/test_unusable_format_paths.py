@@ -41,14 +41,14 @@ def test_an_image_with_a_tmf_folder_not_made_yet_decodes_from_the_pdb(tmp_path, 
     res = _tracefmt(_trace(tmp_path), "-i", pdb_dir / "wpp_x64.dll", "-r", pdb_dir,
                     "-p", tmp_path / "newtmf")
     assert res.returncode == 1
-    assert _errors(res.stderr) == [f"tracefmt: error: {tmp_path / 'newtmf'}: no such TMF file or directory"]
+    assert _errors(res.stderr) == [f"tracefmt: error: {tmp_path / 'newtmf'}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)"]
     assert PDB_LINE in res.stdout
 
 
 def test_a_tmf_path_list_decodes_from_the_entries_that_exist(tmp_path, fmt_tmf):
     res = _tracefmt(_trace(tmp_path), "-p", f"{fmt_tmf};{tmp_path / 'nope'}")
     assert res.returncode == 1
-    assert _errors(res.stderr) == [f"tracefmt: error: {tmp_path / 'nope'}: no such TMF file or directory"]
+    assert _errors(res.stderr) == [f"tracefmt: error: {tmp_path / 'nope'}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)"]
     lines = res.stdout.splitlines()
     assert any("WppEmitter" in line for line in lines)          # the emitter's format was read
     assert sum("Unknown" in line for line in lines) == 1        # the driver's message: no PDB
@@ -69,8 +69,8 @@ def test_a_missing_search_path_entry_is_a_warning_and_the_others_are_read(tmp_pa
     env = {"TRACE_FORMAT_SEARCH_PATH": f"{tmp_path / 'nope'};{fmt_tmf}"}
     res = _tracefmt(_trace(tmp_path), env=env)
     assert res.returncode == 0, res.stderr
-    assert _errors(res.stderr) == [f"tracefmt: warning: {tmp_path / 'nope'}: no such TMF file or "
-                                   f"directory (an entry of TRACE_FORMAT_SEARCH_PATH)"]
+    assert _errors(res.stderr) == [f"tracefmt: warning: {tmp_path / 'nope'}: The system cannot find the "
+                                   f"file specified (ERROR_FILE_NOT_FOUND) (an entry of TRACE_FORMAT_SEARCH_PATH)"]
     assert any("WppEmitter" in line for line in res.stdout.splitlines())
 
 

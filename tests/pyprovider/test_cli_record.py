@@ -79,7 +79,7 @@ def test_a_script_named_relative_to_the_current_directory(tmp_path, pp):
 def test_a_missing_script_is_one_line_and_leaves_no_etl(tmp_path):
     proc, out = record(tmp_path, tmp_path / "nope.py")
     assert proc.returncode == 2
-    assert proc.stderr == f"wpptrace session record: error: cannot open '{tmp_path / 'nope.py'}': No such file or directory\n"
+    assert proc.stderr == f"wpptrace session record: error: {tmp_path / 'nope.py'}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)\n"
     assert not out.exists()
 
 

@@ -148,10 +148,10 @@ def test_a_tmf_path_that_cannot_be_used_is_said_and_nothing_is_listened_on(tmp_p
     missing = tmp_path / "nonexist"
     assert cli.main(["collect", "--listen", "127.0.0.1:0", "--rt", "-p", str(missing)]) == 1
     assert capsys.readouterr() == (
-        "", f"wpptrace collect: error: {missing}: no such TMF file or directory\n")
+        "", f"wpptrace collect: error: {missing}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)\n")
     assert cli.main(["collect", "--listen", "127.0.0.1:0", "--rt", "--tmf", str(missing),
                      "-o", str(tmp_path / "c")]) == 1
-    assert capsys.readouterr().err == f"wpptrace collect: error: {missing}: no such TMF file or directory\n"
+    assert capsys.readouterr().err == f"wpptrace collect: error: {missing}: The system cannot find the file specified (ERROR_FILE_NOT_FOUND)\n"
     assert made == [] and not (tmp_path / "c").exists()
 
     bad = tmp_path / "bad.tmf"
