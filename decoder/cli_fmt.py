@@ -298,7 +298,9 @@ def _unwritable(path: str | None) -> str | None:
         return "it is a directory"
     parent = os.path.dirname(path) or "."
     if not os.path.isdir(parent):
-        return f"there is no directory {parent}"
+        from wpptrace.winerror import no_directory
+
+        return no_directory(parent)
     return None
 
 

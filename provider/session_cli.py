@@ -27,7 +27,7 @@ from wpptrace._cliutil import reason
 from wpptrace.provider import api, runtime_directory, sessions
 from wpptrace.provider._hazmat import lib
 from wpptrace.provider.runtime_directory import refusal as runtime_directory_refusal
-from wpptrace.winerror import Win32Error, in_words
+from wpptrace.winerror import Win32Error, in_words, no_directory
 
 __all__ = ["add_subcommands", "run", "start", "query_text", "listed_text", "shown_text", "check_name",
            "check_logfile", "log_file_refusal", "parse_guid_spec", "flags_argument", "level_argument", "SessionError",
@@ -110,7 +110,7 @@ def check_logfile(path: str) -> str:
         raise SessionError(f"{path}: is a directory, not a log file")
     parent = os.path.dirname(full)
     if not os.path.isdir(parent):
-        raise SessionError(f"{path}: directory {parent} does not exist")
+        raise SessionError(f"{path}: {no_directory(parent)}")
     if len(full.encode("utf-8", "surrogateescape")) >= 4096:
         raise SessionError(f"{path}: path too long")
     return full

@@ -73,3 +73,16 @@ def test_a_missing_input_is_said_alike_by_every_command(tmp_path, capsys, argv):
     line = next(line for line in capsys.readouterr().err.splitlines() if missing in line)
     assert code in (1, 2)
     assert line.endswith(MISSING) and line.count(missing) == 1, line
+
+
+def test_a_missing_directory_is_said_alike_by_fmt_collect_and_session(tmp_path, capsys):
+    """An output whose directory is not there: "there is no directory D" from fmt, collect and
+    session start alike (session said "directory D does not exist")."""
+    from wpptrace.provider.session_cli import SessionError, check_logfile
+
+    nodir = tmp_path / "no"
+    assert cli.main(["fmt", str(ETL), "-p", str(SAMPLES / "tmf"), "-o", str(nodir / "x.txt")]) == 1
+    assert f"there is no directory {nodir};" in capsys.readouterr().err
+    with pytest.raises(SessionError) as caught:
+        check_logfile(str(nodir / "x.etl"))
+    assert str(caught.value) == f"{nodir / 'x.etl'}: there is no directory {nodir}"

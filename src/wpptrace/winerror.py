@@ -213,6 +213,12 @@ class Win32Error(OSError):
         return (type(self), (self.winerror, self.detail, self.filename, self.offset), kept or None)
 
 
+def no_directory(parent: str) -> str:
+    """What is wrong with a path to be made whose directory ``parent`` is not there, in the
+    one wording every command uses."""
+    return f"there is no directory {parent}"
+
+
 def as_win32(exc: OSError, writing: bool = False) -> OSError:
     """``exc`` as the Win32Error of the nearest code for its errno (``filename`` kept), for a
     message that names it as every other file problem is named; ``exc`` itself if it is one

@@ -212,7 +212,7 @@ def test_names_paths_and_duplicates_are_refused_with_a_message(tmp_path, session
     bad = wpptrace("session", "start", "bad\x01name", "-f", str(tmp_path / "x.etl"), check=False)
     assert bad.returncode == 2 and "invalid session name" in bad.stderr
     nodir = wpptrace("session", "start", session_name, "-f", str(tmp_path / "no" / "x.etl"), check=False)
-    assert nodir.returncode == 1 and "does not exist" in nodir.stderr
+    assert nodir.returncode == 1 and f"there is no directory {tmp_path / 'no'}" in nodir.stderr
     isdir = wpptrace("session", "start", session_name, "-f", str(tmp_path), check=False)
     assert isdir.returncode == 1 and "is a directory" in isdir.stderr
     neither = wpptrace("session", "start", session_name, check=False)

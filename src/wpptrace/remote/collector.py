@@ -764,7 +764,7 @@ def _output_directory(path: str) -> None:
     last step of a path whose parent exists. A Win32Error naming it otherwise: a file there,
     or a parent missing (a mistyped path would make a chain of directories in the wrong
     place, at the umask's modes)."""
-    from wpptrace.winerror import ERROR_BAD_PATHNAME, as_win32
+    from wpptrace.winerror import ERROR_BAD_PATHNAME, as_win32, no_directory
 
     try:
         os.mkdir(path, 0o700)
@@ -775,7 +775,7 @@ def _output_directory(path: str) -> None:
         parent = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(parent):       # (mkdir said ENOENT for another reason: /proc/x)
             raise as_win32(exc) from None
-        raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: there is no directory {parent} (only the "
+        raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: {no_directory(parent)} (only the "
                          f"last directory of the path is made)", filename=path) from None
     except NotADirectoryError:
         raise Win32Error(ERROR_BAD_PATHNAME, f"{path}: a part of the path is not a directory",
