@@ -796,8 +796,10 @@ ULONG wpt_rt_subscribe_local(wpt_session *s, wpptrace_rt_subscription **out);
 #define WPT_MAX_ENABLES    1024
 /* WPT_REG_CHECKS_INCARNATION: the session's host refuses a request found in a registry of
  * another incarnation (WPT_REQ_IN_INCARNATION), so requests to it carry it; a host of an
- * earlier build does not set it, and gets requests without it. */
-enum { WPT_REG_PRIVATE = 1, WPT_REG_REALTIME = 2, WPT_REG_CHECKS_INCARNATION = 4 };
+ * earlier build does not set it, and gets requests without it. WPT_REG_SAYS_ACCEPTED: the
+ * host says it took a FLUSH or UPDATE up when the request asks it (WPT_REQ_SAY_ACCEPTED); the
+ * same: a host of an earlier build gets requests without the bit. */
+enum { WPT_REG_PRIVATE = 1, WPT_REG_REALTIME = 2, WPT_REG_CHECKS_INCARNATION = 4, WPT_REG_SAYS_ACCEPTED = 8 };
 
 typedef struct {
     uint32_t state;            /* WPT_FREE / STARTING / RUNNING / STOPPING */
@@ -931,7 +933,7 @@ enum {
     WPT_REPLY = 0x40, WPT_RT_BUFFER, WPT_RT_END,
     WPT_RT_SYNC,              /* consumer -> host, and back after what was queued before it */
     WPT_ACCEPTED              /* host -> caller: a FLUSH or UPDATE taken up, its reply to come
-                               * once its work on the disk is done */
+                               * once its work on the disk is done (asked: WPT_REQ_SAY_ACCEPTED) */
 };
 
 typedef struct {
@@ -945,6 +947,10 @@ typedef struct {
  * as it refuses one meant for another generation. Sent only to hosts whose registry entry has
  * WPT_REG_CHECKS_INCARNATION (a host of an earlier build refuses an unknown kind). */
 #define WPT_REQ_IN_INCARNATION 0x10000u
+/* A FLUSH or UPDATE whose kind has WPT_REQ_SAY_ACCEPTED asks the host to say it took it up
+ * (WPT_ACCEPTED) before the reply. A caller of an earlier build reads one frame, the reply, and
+ * does not ask; it is sent only to hosts whose registry entry has WPT_REG_SAYS_ACCEPTED. */
+#define WPT_REQ_SAY_ACCEPTED 0x20000u
 /* A request's status word names the generation of the session it is meant for. The caller
  * found the slot under the registry lock and calls after releasing it: the session may have
  * stopped and a newer one taken the slot and its socket path meanwhile, and the host refuses a

@@ -98,6 +98,7 @@ typedef struct {
     uint32_t host_pid;
     uint32_t epoch;            /* wpt_handle_epoch() while the registry was locked */
     uint32_t incarnation;      /* that registry's, sent to a host that checks it (else 0) */
+    uint32_t say_accepted;     /* WPT_REQ_SAY_ACCEPTED for a host that says it (else 0) */
 } target;
 
 static int name_matches(const wpt_reg_logger *e, const char *name) {
@@ -118,6 +119,7 @@ static void find_remote(wpt_registry *reg, TRACEHANDLE h, const char *name, targ
         t->generation = e->generation;
         t->host_pid = e->host_pid;
         t->incarnation = wpt_reg_incarnation_for(reg, e);
+        t->say_accepted = e->flags & WPT_REG_SAYS_ACCEPTED ? WPT_REQ_SAY_ACCEPTED : 0;
         if (e->state == WPT_STARTING && e->host_pid == wpt_current_pid()) continue;  /* ours, half made */
         t->kind = wpt_reg_alive(e) ? TARGET_REMOTE : TARGET_GONE;
         if (t->kind == TARGET_REMOTE) return;
@@ -606,8 +608,8 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
                               NULL, 0, &w, sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_FLUSH:
-        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_FLUSH,
-                              NULL, 0, &w, sizeof w, NULL);
+        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation),
+                              WPT_REQ_FLUSH | t->say_accepted, NULL, 0, &w, sizeof w, NULL);
         break;
     case EVENT_TRACE_CONTROL_UPDATE: {
         if (p->MaximumBuffers > WPT_MAX_BUFFERS) return ERROR_INVALID_PARAMETER;
@@ -620,8 +622,8 @@ static ULONG control_remote(const target *t, EVENT_TRACE_PROPERTIES *p, ULONG co
         if (rc == ERROR_SUCCESS) rc = absolute_path(given, u.logfile, sizeof u.logfile);
         if (rc != ERROR_SUCCESS) return rc;
         u.has_logfile = u.logfile[0] != 0;
-        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation), WPT_REQ_UPDATE,
-                              &u, sizeof u, &w, sizeof w, NULL);
+        rc = wpt_host_call_in(t->incarnation, t->slot, wpt_for_session(t->generation),
+                              WPT_REQ_UPDATE | t->say_accepted, &u, sizeof u, &w, sizeof w, NULL);
         break;
     }
     case EVENT_TRACE_CONTROL_STOP: {

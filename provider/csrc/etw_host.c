@@ -122,7 +122,7 @@ ULONG wpt_host_call_prepare(wpt_host_prepared *c, uint32_t incarnation, uint32_t
 
 ULONG wpt_host_call_send(wpt_host_prepared *c, uint32_t meant_for, void *reply, uint32_t reply_size,
                          int *reply_fd) {
-    uint32_t kind = c->request.kind & ~WPT_REQ_IN_INCARNATION;
+    uint32_t kind = c->request.kind & ~(WPT_REQ_IN_INCARNATION | WPT_REQ_SAY_ACCEPTED);
     int fd = c->fd;
     c->fd = -1;                             /* wpt_ipc_call_on closes it */
     /* A FLUSH or UPDATE is waited for as any request until the host says it took it up (a host
@@ -423,6 +423,8 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
     const wpt_frame *f = &own;
     uint32_t incarnation = 0;
     int carried = take_incarnation(&own, &payload, &incarnation);
+    int say_accepted = (own.kind & WPT_REQ_SAY_ACCEPTED) != 0;   /* (a caller of an earlier build: not) */
+    own.kind &= ~WPT_REQ_SAY_ACCEPTED;
     if (carried < 0) {
         own.kind = 0;                                 /* malformed, said below */
     } else if (carried && incarnation != wpt_registry_incarnation()) {
@@ -442,7 +444,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         return 0;
     case WPT_REQ_FLUSH:
         if (f->length) break;
-        accepted(c->fd);
+        if (say_accepted) accepted(c->fd);
         wpt_session_flush(s);
         wpt_session_props(s, &props);
         reply(c->fd, ERROR_SUCCESS, &props, sizeof props, -1);
@@ -460,7 +462,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
         wpt_wire_update u;
         memcpy(&u, payload, sizeof u);
         if (u.has_logfile && !memchr(u.logfile, 0, sizeof u.logfile)) break;
-        accepted(c->fd);
+        if (say_accepted) accepted(c->fd);
         ULONG rc = ERROR_SUCCESS, old_file_error = ERROR_SUCCESS, new_file_error = ERROR_SUCCESS;
         uint32_t switched = 0;
         if (u.flush_timer != s->flush_timer_field) {
@@ -522,7 +524,7 @@ static int handle(wpt_session *s, conn *c, const wpt_frame *request, const unsig
     }
     /* as it came (an incarnation too short to read makes the kind 0 above) */
     wpt_host_log("malformed %s request (kind %#x, %u payload bytes) from pid %u: refused",
-                 kind_name(request->kind & ~WPT_REQ_IN_INCARNATION), request->kind, request->length, c->pid);
+                 kind_name(request->kind & ~(WPT_REQ_IN_INCARNATION | WPT_REQ_SAY_ACCEPTED)), request->kind, request->length, c->pid);
     reply(c->fd, ERROR_INVALID_PARAMETER, NULL, 0, -1);
     return 0;
 }
@@ -822,7 +824,7 @@ static void __attribute__((noreturn)) host_main(wpt_session *s, int ready_fd) {
             if (claimed_by_caller(e, s)) {
                 e->host_pid = (uint32_t)getpid();
                 e->host_start = wpt_own_start();
-                e->flags |= WPT_REG_CHECKS_INCARNATION;
+                e->flags |= WPT_REG_CHECKS_INCARNATION | WPT_REG_SAYS_ACCEPTED;
                 e->state = WPT_RUNNING;
             } else {
                 /* the caller gave up (or died): the session is not started, nothing of it stays */

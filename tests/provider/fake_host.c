@@ -15,8 +15,9 @@
  *     silent-flush  as silent, for a FLUSH and then an UPDATE (a host stopped): the wait for
  *                 their reply after the host took them up made 10 minutes, which they must
  *                 not wait (the request was never taken up)
- *     slow-flush  the FLUSH and the UPDATE taken up at once (WPT_ACCEPTED), answered a second
- *                 later, past the 300 ms wait for a request to be taken up: they must succeed
+ *     slow-flush  the FLUSH and the UPDATE taken up at once (WPT_ACCEPTED, said as a host says
+ *                 it: to a caller that asks), answered a second later, past the 300 ms wait for
+ *                 a request to be taken up: they must succeed
  *     hangup      the connection closed without a reply: gone
  *     garbage     a frame with another magic
  *     long        a success reply with more payload than a subscription's answer has (a
@@ -64,7 +65,7 @@ static int register_fake(void) {
     e->state = WPT_RUNNING;
     e->host_pid = (uint32_t)getpid();
     e->host_start = wpt_process_start(e->host_pid);
-    e->flags = WPT_REG_REALTIME;
+    e->flags = WPT_REG_REALTIME | WPT_REG_SAYS_ACCEPTED;
     e->log_file_mode = EVENT_TRACE_REAL_TIME_MODE;
     e->clock_type = EVENT_TRACE_CLOCK_PERFCOUNTER;
     snprintf(e->name, sizeof e->name, "fake-host");
@@ -103,7 +104,8 @@ static void answer(int fd) {
         char more[64] = {0};
         wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, more, sizeof more, -1, 1000);
     } else if (is("slow-flush")) {
-        wpt_ipc_send(fd, WPT_ACCEPTED, ERROR_SUCCESS, NULL, 0, -1, 1000);
+        if (f.kind & WPT_REQ_SAY_ACCEPTED)     /* as a host does: only to a caller that asks */
+            wpt_ipc_send(fd, WPT_ACCEPTED, ERROR_SUCCESS, NULL, 0, -1, 1000);
         usleep(1000 * 1000);
         wpt_ipc_send(fd, WPT_REPLY, ERROR_SUCCESS, NULL, 0, -1, 1000);
     } else if (is("silent") || is("silent-flush")) {

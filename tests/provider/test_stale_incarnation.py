@@ -9,6 +9,7 @@ import pytest
 
 ERROR_WMI_INSTANCE_NOT_FOUND = 4201
 ERROR_INVALID_PARAMETER = 87
+ERROR_BAD_FORMAT = 11
 
 
 @pytest.fixture
@@ -56,3 +57,18 @@ def test_requests_with_an_incarnation_are_read_as_the_builder_lays_them_out(buil
         "cut": ERROR_INVALID_PARAMETER, "otherstop": ERROR_WMI_INSTANCE_NOT_FOUND, "stop": 0}
     log = (runtime / "s-1.log").read_text() if (runtime / "s-1.log").exists() else ""
     assert "malformed QUERY request (kind 0x10001," in log, log
+
+
+def test_a_flush_or_update_of_a_client_of_an_earlier_build_gets_its_reply(build_c_program, out):
+    """A client built before hosts said they took a FLUSH or UPDATE up reads one frame, the
+    reply: the frame it did not know made it ERROR_BAD_FORMAT, though the host had flushed, or
+    switched the file. The host says it only to a caller that asks (a request bit), and does
+    to one that does."""
+    program = build_c_program("host_requests")
+    done = subprocess.run([str(program), str(out), "older-client"], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    words = done.stdout.split()
+    assert dict(zip(words[::2], map(int, words[1::2]))) == {
+        "flush": 0, "flushnamed": 1, "update": 0, "switched": 1,
+        "asked": ERROR_BAD_FORMAT, "toldfirst": 1, "stop": 0}
+    assert (out / "switched.etl").exists()
