@@ -159,7 +159,8 @@ def _open_cache(decoder, opts: FmtOptions, prefix: str):
 
 def _has_tmf_files(directory: str) -> bool:
     try:
-        return any(entry.name.lower().endswith((".tmf", ".tmc")) for entry in os.scandir(directory))
+        with os.scandir(directory) as entries:      # (closed at the first TMF file found)
+            return any(entry.name.lower().endswith((".tmf", ".tmc")) for entry in entries)
     except OSError:
         return True  # unreadable: the loader reports it
 
