@@ -12,6 +12,12 @@ from typing import Optional
 
 __all__ = ["client_context", "server_context"]
 
+#: how both ends check the other's certificate chain, on every Python: OpenSSL's strict X.509
+#: checks (RFC 5280: a CA's basic constraints critical, its key identifier in what it signs)
+#: and a trusted intermediate taken as an anchor. Python 3.13's create_default_context sets
+#: them (the relay's alone, before); set here, the relay and the collector agree everywhere.
+VERIFY_FLAGS = ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
+
 
 def client_context(ca: Optional[str] = None, cert: Optional[str] = None,
                    key: Optional[str] = None, *, key_option: str = "its key file") -> ssl.SSLContext:
@@ -28,6 +34,7 @@ def client_context(ca: Optional[str] = None, cert: Optional[str] = None,
         except ssl.SSLError:
             raise ValueError(f"{ca}: no PEM certificate in it (a CA certificate was expected)") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_flags |= VERIFY_FLAGS
     if cert:
         _load_cert_chain(ctx, cert, key, key_option)
     return ctx
@@ -39,6 +46,7 @@ def server_context(cert: str, key: Optional[str] = None, client_ca: Optional[str
     that CA signed (others fail the handshake). ``key_option`` as for ``client_context``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_flags |= VERIFY_FLAGS
     _load_cert_chain(ctx, cert, key, key_option)
     if client_ca:
         _read(client_ca)
