@@ -140,16 +140,18 @@ CSV_COLUMNS = (
 
 
 def csv_field(value: str, quote_all: bool = False) -> str:
-    """One CSV field as Python's csv module writes it (RFC 4180: quoted when it holds a
-    comma, a quote or a line feed, quotes doubled; every field with ``quote_all``)."""
-    if quote_all or "," in value or '"' in value or "\n" in value:
+    """One CSV field as Python's csv module writes it from 3.13 (RFC 4180: quoted when it
+    holds a comma, a quote, a line feed or a carriage return, quotes doubled; every field with
+    ``quote_all``). A bare carriage return, which the module left unquoted before 3.13, ends
+    the row for a CSV reader."""
+    if quote_all or "," in value or '"' in value or "\n" in value or "\r" in value:
         return '"' + value.replace('"', '""') + '"'
     return value
 
 
 def csv_bytes_field(value: bytes, quote_all: bool = False) -> bytes:
     """``csv_field`` of UTF-8 text (the C renderer's lines)."""
-    if quote_all or b"," in value or b'"' in value or b"\n" in value:
+    if quote_all or b"," in value or b'"' in value or b"\n" in value or b"\r" in value:
         return b'"' + value.replace(b'"', b'""') + b'"'
     return value
 

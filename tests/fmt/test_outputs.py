@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import sys
 
 import pytest
 
@@ -117,7 +119,8 @@ def test_text_writer_batches_and_iso_time():
 
 def test_csv_rows_quote_as_the_csv_module_does():
     """The formatting loop writes CSV itself (no csv.writer per row): header and fields are
-    quoted exactly as Python's csv module quotes them, minimal or every field."""
+    quoted exactly as Python's csv module quotes them (3.13's, which quotes a bare CR),
+    minimal or every field."""
     import csv as csvmod
 
     from wpptrace.decoder.output import CsvRows
@@ -136,4 +139,10 @@ def test_csv_rows_quote_as_the_csv_module_does():
                              "0x%04X" % (i + 1), i % 3, text + "|" + text))
             ours += rows.line(rows.piece(text, text[::-1]), i, time_text.encode(), i * 7, i + 1,
                               i % 3, (text + "|" + text).encode())
-        assert ours.decode() == buf.getvalue()
+        expected = buf.getvalue()
+        if sys.version_info < (3, 13) and not quote_all:
+            # before 3.13 the module left a bare CR unquoted, which ends the row for a reader
+            expected = re.sub(r'(?<![^,\n])([^,"\n]*\r[^,"\n]*)(?![^,\n])', r'"\1"', expected)
+        assert ours.decode() == expected
+        read = list(csvmod.reader(io.StringIO(ours.decode(), newline="")))
+        assert [row[0] for row in read[1:]] == tricky       # each row read back whole

@@ -883,16 +883,17 @@ check_line(wppr_renderer *r, program *p, const wppr_row *row, int ps, wppr_buf *
     return render_line_as(r, p, row, ps, o, 0);
 }
 
-/* b->data[start:] as a CSV field (Python's csv module: quoted when it holds a comma, a quote
- * or a line feed, or when every field is; quotes doubled), rewritten in place */
+/* b->data[start:] as a CSV field (Python's csv module from 3.13: quoted when it holds a comma,
+ * a quote, a line feed or a carriage return, or when every field is; quotes doubled),
+ * rewritten in place */
 static int csv_field(wppr_buf *b, size_t start, int quote_all)
 {
     size_t quotes = 0;
     int special = quote_all;
     const uint8_t *p = b->data + start, *end = b->data + b->len;
-    if (!special)                       /* most lines hold none of the three: memchr finds out */
+    if (!special)                       /* most lines hold none of the four: memchr finds out */
         special = memchr(p, ',', (size_t)(end - p)) || memchr(p, '"', (size_t)(end - p))
-                  || memchr(p, '\n', (size_t)(end - p));
+                  || memchr(p, '\n', (size_t)(end - p)) || memchr(p, '\r', (size_t)(end - p));
     if (!special) return 0;
     for (const uint8_t *q = p; (q = memchr(q, '"', (size_t)(end - q))); q++) quotes++;
     if (wppr_reserve(b, quotes + 2)) return -1;
