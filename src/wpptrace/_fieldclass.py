@@ -160,11 +160,14 @@ class _LazyInit:
         self.generic = _generic_init(self)
 
     def __get__(self, obj, owner=None):
-        if obj is not None and self.made < _COMPILE_AFTER:
+        # a look-up on the class: obj None, or the class itself (Python 3.13's inspect.signature
+        # reads __init__ statically, then calls __get__ with the class and its metaclass)
+        on_class = obj is None or isinstance(obj, type)
+        if not on_class and self.made < _COMPILE_AFTER:
             self.made += 1
             return self.generic.__get__(obj, owner)
         init = self.compiled()
-        return init if obj is None else init.__get__(obj, owner)
+        return init if obj is None else init.__get__(obj, owner)    # (bound as a function is)
 
     def compiled(self):
         """The compiled ``__init__``, put on the class (once)."""
