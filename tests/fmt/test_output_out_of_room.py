@@ -119,6 +119,9 @@ def test_any_other_write_error_is_one_line_with_its_win32_name(form, driver):
     assert (code, err.getvalue()) == (1, "wpptrace fmt: error: standard output: cannot write: The "
                                          "system cannot write to the specified device "
                                          "(ERROR_WRITE_FAULT)\n")
+    with pytest.raises(OSError):
+        failing.close()             # the caller's, as the /dev/full above (else Python 3.13
+    assert failing.closed           # says the failing close as the stream is collected)
 
 
 @pytest.mark.parametrize("refused", [errno.EACCES, errno.EPERM], ids=errno.errorcode.get)
@@ -160,9 +163,13 @@ def test_a_write_error_in_a_worker_is_the_same_one_line(driver, tmp_path):
               "    def write(self, data):\n"
               "        raise OSError(errno.EIO, os.strerror(errno.EIO))\n"
               "real = cli_fmt._writer\n"
+              # the stand-ins kept to the worker's end: the worker closes its own stream, not
+              # them, and Python 3.13 says a close that fails as one is collected
+              "kept = []\n"
               "def failing(opts, stream, header=True):\n"
               "    if os.getpid() != parent:\n"
               "        stream = io.TextIOWrapper(io.BufferedWriter(Failing()), encoding='utf-8')\n"
+              "        kept.append(stream)\n"
               "    return real(opts, stream, header)\n"
               "parent = os.getpid()\n"
               "cli_fmt._writer = failing\n"
