@@ -292,7 +292,7 @@ def window_child(path: str, window: int, output: str) -> int:
 
     t0, c0 = time.perf_counter(), time.process_time()
     opts = cli_fmt.FmtOptions(files=[path], tmf_dirs=[str(TMF_DIR)], output=output, progress="never")
-    tmfset, _problems = cli_fmt.load_tmfs(opts, sys.stderr)
+    tmfset, _problems, _usable = cli_fmt.load_tmfs(opts, sys.stderr)
     decoder = WppDecoder(tmfset, prefix=DEFAULT_PREFIX)
     inp = cli_fmt._Input(path)
     cuts = parallel.cut_keys(inp.etl, 2, inp.source.streams())
